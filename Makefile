@@ -1,0 +1,28 @@
+# The two commands of the README: `make book` builds the book into _build/html,
+# `make test` runs every test. Both set up .venv themselves on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Progress bars belong to readers at a live kernel, not to built pages or test logs.
+export SUPERSIM_PROGRESS := 0
+
+.PHONY: book test venv clean
+
+venv: $(VENV)/.installed
+
+# constraints.txt pins torch to the build this machine has (pip must never resolve it freely).
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[book,test]"
+	touch $@
+
+book: venv
+	$(BIN)/jupyter-book build . -W --keep-going
+
+test: venv
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf _build

@@ -1,0 +1,77 @@
+"""What a trained toy model's weights say about superposition (Elhage et al. 2022).
+
+All functions take W as (instances, hidden, features), columns being feature directions; a
+single (hidden, features) matrix is accepted too and gives results without the instances axis.
+They accept torch tensors or numpy arrays and return torch tensors.
+
+Taught in chapter 4 ("Toy models of superposition").
+"""
+
+from __future__ import annotations
+
+import torch
+
+_EPS = 1e-12
+
+
+def _as_w(W) -> tuple[torch.Tensor, bool]:
+    W = torch.as_tensor(W).detach().to(torch.float64).cpu()
+    if W.dim() == 2:
+        return W.unsqueeze(0), True
+    if W.dim() != 3:
+        raise ValueError(f"W must be (instances, hidden, features) or (hidden, features), got {tuple(W.shape)}")
+    return W, False
+
+
+def _out(t: torch.Tensor, squeeze: bool) -> torch.Tensor:
+    t = t.float()
+    return t.squeeze(0) if squeeze else t
+
+
+def feature_norms(W) -> torch.Tensor:
+    """||W_i||: how strongly each feature is represented, (instances, features)."""
+    W, sq = _as_w(W)
+    return _out(W.norm(dim=1), sq)
+
+
+def _overlaps(W: torch.Tensor) -> torch.Tensor:
+    """(W_i_hat . W_j)^2 for every pair, (instances, features_i, features_j)."""
+    norms = W.norm(dim=1, keepdim=True)  # (I, 1, F)
+    W_hat = W / norms.clamp_min(_EPS)
+    return (W_hat.transpose(1, 2) @ W).square()  # (I, F, F)
+
+
+def superposition(W) -> torch.Tensor:
+    """sum_{j != i} (W_i_hat . W_j)^2: how much other features share feature i's direction."""
+    W, sq = _as_w(W)
+    ov = _overlaps(W)
+    return _out(ov.sum(-1) - ov.diagonal(dim1=1, dim2=2), sq)
+
+
+def feature_dimensionality(W) -> torch.Tensor:
+    """D_i = ||W_i||^2 / sum_j (W_i_hat . W_j)^2: the fraction of a dimension feature i owns.
+
+    1 for a feature with a dimension of its own, 1/2 for an antipodal pair, 2/5 for a pentagon;
+    0 (not NaN) for a feature the model did not learn.
+    """
+    W, sq = _as_w(W)
+    norms2 = W.square().sum(dim=1)  # (I, F)
+    denom = _overlaps(W).sum(-1)  # includes j = i, which contributes ||W_i||^2
+    D = torch.where(norms2 > _EPS, norms2 / denom.clamp_min(_EPS), torch.zeros_like(norms2))
+    return _out(D, sq)
+
+
+def dimensions_per_feature(W) -> torch.Tensor:
+    """D* = d_hidden / ||W||_F^2 per instance: hidden dimensions spent per learned feature."""
+    W, sq = _as_w(W)
+    frob2 = W.square().sum(dim=(1, 2))
+    return _out(W.shape[1] / frob2.clamp_min(_EPS), sq)
+
+
+def n_represented(W, threshold: float = 0.5) -> torch.Tensor:
+    """How many features have ||W_i|| above `threshold`, per instance (an int tensor)."""
+    if not threshold >= 0:
+        raise ValueError(f"threshold must be >= 0, got {threshold!r}")
+    W, sq = _as_w(W)
+    n = (W.norm(dim=1) > threshold).sum(-1)
+    return n.squeeze(0) if sq else n

@@ -1,0 +1,181 @@
+"""Explorers: sliders over a figure, live in a kernel and still movable in the static book.
+
+An `Explorer` draws a figure for each combination of slider values. Displayed in Jupyter or
+Colab it is an ipywidgets slider panel that draws frames on demand; in the rendered book,
+where no kernel runs, the same output carries a plain-HTML fallback: every frame rendered in
+advance as a PNG behind `<input type="range">` sliders and twenty lines of inline JavaScript,
+so it works offline and needs no widget manager. The book's config drops the widget view for
+HTML builds, so the fallback is what pages show.
+
+Chapter 4 introduces the sparsity explorer; later chapters reuse `Explorer`.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import itertools
+import json
+import uuid
+from collections.abc import Callable, Sequence
+
+from matplotlib.figure import Figure
+
+
+def figure_png(fig: Figure, dpi: int = 90) -> bytes:
+    """PNG bytes of a matplotlib figure (drawn without pyplot, so nothing is shown twice)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _fmt(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+class Explorer:
+    """Sliders over `draw(fig, *values)`, one slider per entry of `params` (label -> values).
+
+    `draw` receives a fresh matplotlib Figure and one value per slider, in the order of `params`.
+
+    The static version holds every combination, so keep the product of the value lists small
+    (a few dozen frames).
+    """
+
+    def __init__(
+        self,
+        draw: Callable[..., None],
+        params: dict[str, Sequence],
+        *,
+        figsize: tuple[float, float] = (7.0, 3.5),
+        dpi: int = 90,
+        title: str = "",
+    ):
+        if not params:
+            raise ValueError("params must name at least one slider")
+        for name, values in params.items():
+            if len(values) < 1:
+                raise ValueError(f"params[{name!r}] must hold at least one value")
+        n_frames = 1
+        for values in params.values():
+            n_frames *= len(values)
+        if n_frames > 200:
+            raise ValueError(f"params give {n_frames} frames; at most 200 are allowed")
+        self.draw, self.params = draw, {k: list(v) for k, v in params.items()}
+        self.figsize, self.dpi, self.title = figsize, dpi, title
+        self._cache: dict[tuple[int, ...], bytes] = {}
+
+    def frame(self, index: tuple[int, ...]) -> bytes:
+        """PNG of the figure at slider positions `index` (one position per slider), cached."""
+        if index not in self._cache:
+            values = [v[i] for v, i in zip(self.params.values(), index)]
+            fig = Figure(figsize=self.figsize)
+            self.draw(fig, *values)
+            self._cache[index] = figure_png(fig, self.dpi)
+        return self._cache[index]
+
+    def _indices(self):
+        return itertools.product(*(range(len(v)) for v in self.params.values()))
+
+    def to_html(self) -> str:
+        """Kernel-free version: every frame precomputed behind HTML range sliders."""
+        uid = "sx-" + uuid.uuid4().hex[:8]
+        sizes = [len(v) for v in self.params.values()]
+        frames = [
+            "data:image/png;base64," + base64.b64encode(self.frame(ix)).decode()
+            for ix in self._indices()
+        ]
+        labels = [[_fmt(x) for x in v] for v in self.params.values()]
+        rows = []
+        for s, (name, values) in enumerate(self.params.items()):
+            rows.append(
+                f'<label style="display:block;margin:2px 0">{html.escape(name)} '
+                f'<input type="range" class="sx-slider" data-axis="{s}" min="0" '
+                f'max="{len(values) - 1}" step="1" value="0" style="vertical-align:middle">'
+                f' <span class="sx-value">{html.escape(labels[s][0])}</span></label>'
+            )
+        title = f"<div><b>{html.escape(self.title)}</b></div>" if self.title else ""
+        return f"""<div id="{uid}" class="supersim-explorer">{title}{''.join(rows)}
+<img class="sx-frame" src="{frames[0]}" alt="{html.escape(self.title or 'explorer frame')}"
+ style="max-width:100%">
+<script>
+(function() {{
+  var root = document.getElementById("{uid}");
+  var frames = {json.dumps(frames)};
+  var sizes = {json.dumps(sizes)}, labels = {json.dumps(labels)};
+  var sliders = root.querySelectorAll(".sx-slider"), spans = root.querySelectorAll(".sx-value");
+  function update() {{
+    var index = 0;
+    for (var s = 0; s < sliders.length; s++) {{
+      var i = parseInt(sliders[s].value, 10);
+      index = index * sizes[s] + i;
+      spans[s].textContent = labels[s][i];
+    }}
+    root.querySelector(".sx-frame").src = frames[index];
+  }}
+  sliders.forEach(function(el) {{ el.addEventListener("input", update); }});
+}})();
+</script></div>"""
+
+    def widget(self):
+        """Live version: ipywidgets sliders that draw frames on demand."""
+        import ipywidgets as widgets
+
+        sliders = [
+            widgets.SelectionSlider(
+                options=[(_fmt(x), i) for i, x in enumerate(values)],
+                value=0,
+                description=name,
+                continuous_update=False,
+                style={"description_width": "initial"},
+                layout=widgets.Layout(width="420px"),
+            )
+            for name, values in self.params.items()
+        ]
+        image = widgets.Image(value=self.frame(tuple(0 for _ in sliders)), format="png")
+
+        def update(_change=None):
+            image.value = self.frame(tuple(s.value for s in sliders))
+
+        for s in sliders:
+            s.observe(update, names="value")
+        children = ([widgets.HTML(f"<b>{html.escape(self.title)}</b>")] if self.title else [])
+        return widgets.VBox([*children, *sliders, image])
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        bundle = {"text/plain": f"<Explorer: {', '.join(self.params)}>", "text/html": self.to_html()}
+        try:
+            bundle.update(self.widget()._repr_mimebundle_() or {})
+        except Exception:  # no widget support (e.g. plain IPython): the HTML still works
+            pass
+        return bundle
+
+
+def sparsity_explorer(W, densities, *, importance=None, title: str = "") -> Explorer:
+    """A slider over sparsity for a sweep with one trained instance per density.
+
+    W is (instances, hidden, features) with instance k trained at feature probability
+    densities[k]. With two hidden dimensions the frame shows the feature directions; otherwise
+    W^T W. Either way the per-feature norms sit beside it, coloured by superposition.
+    """
+    from . import plot
+
+    W = W.detach().cpu() if hasattr(W, "detach") else W
+    if len(densities) != W.shape[0]:
+        raise ValueError(
+            f"densities must give one value per instance ({W.shape[0]}), got {len(densities)}"
+        )
+    index = {float(d): k for k, d in enumerate(densities)}
+
+    def draw(fig, density):
+        k = index[float(density)]
+        left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.3, 1]})
+        if W.shape[1] == 2:
+            plot.feature_directions(W[k], left, importance=importance)
+        else:
+            plot.wtw(W[k], left)
+        plot.norm_bars(W[k], right)
+        fig.suptitle(f"1 - S = {float(density):.3g}", fontsize=10)
+
+    return Explorer(draw, {"1 - S": [float(d) for d in densities]}, figsize=(5.5, 2.8), title=title)

@@ -1,0 +1,56 @@
+"""The whole book builds with warnings as errors, and its pages hold what the chapters promise.
+
+This is the `make book` build (into _build/html), run inside the test suite so that CI fails
+when a chapter stops building. Marked slow: it executes every notebook once (cached
+afterwards by jupyter-cache).
+"""
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+
+
+@pytest.fixture(scope="session")
+def built_book():
+    jb = pathlib.Path(sys.executable).with_name("jupyter-book")
+    env = {**os.environ, "SUPERSIM_PROGRESS": "0"}
+    run = subprocess.run(
+        [str(jb), "build", str(ROOT), "-W", "--keep-going"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800,
+    )
+    log = run.stdout + run.stderr
+    assert run.returncode == 0, f"jupyter-book build failed:\n{log[-6000:]}"
+    return log
+
+
+@pytest.mark.slow
+def test_book_builds_without_warnings(built_book):
+    assert not re.search(r"\bWARNING\b", built_book), built_book[-4000:]
+    assert (HTML / "index.html").exists()
+
+
+@pytest.mark.slow
+def test_every_chapter_page_has_figures_and_no_errors(built_book):
+    chapters = sorted((ROOT / "book").glob("*.ipynb"))
+    for nb in chapters:
+        page = (HTML / "book" / f"{nb.stem}.html").read_text()
+        assert "<img" in page, f"{nb.stem}: no figures rendered"
+        assert "Traceback (most recent call last)" not in page, f"{nb.stem}: a traceback in the page"
+        # the precomputed explorers must not depend on a kernel or a CDN
+        assert "widget-view+json" not in page, f"{nb.stem}: a live widget leaked into the page"
+
+
+@pytest.mark.slow
+def test_toy_model_chapter_shows_its_regimes(built_book):
+    page = (HTML / "book" / "04_toy_superposition.html").read_text()
+    for label in ("fig-c4-pentagon", "fig-c4-sweep20", "fig-c4-tangled"):
+        assert f'id="{label}"' in page, f"figure {label} missing from the page"
+    assert page.count('type="range"') >= 1, "the sparsity explorer's static slider is missing"
+    assert "colab.research.google.com/github/supersim-book/supersim/blob/main/book/04_toy_superposition.ipynb" in page

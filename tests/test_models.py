@@ -1,0 +1,83 @@
+"""The toy models: shapes, the forward pass against its formula, seeds, bad input."""
+
+import pytest
+import torch
+
+import supersim as ss
+
+
+def test_toy_model_shapes_and_formula():
+    m = ss.ToyModel(6, 3, n_instances=4, device="cpu")
+    assert m.W.shape == (4, 3, 6) and m.b.shape == (4, 6)
+    x = torch.rand(10, 4, 6)
+    with torch.no_grad():
+        m.b.normal_()
+        out = m(x)
+    assert out.shape == (10, 4, 6)
+    k = 2  # instance k on its own: x' = ReLU(W^T W x + b)
+    want = torch.relu(x[:, k] @ m.W[k].T @ m.W[k] + m.b[k])
+    assert torch.allclose(out[:, k], want, atol=1e-6)
+    assert torch.allclose(m.hidden(x)[:, k], x[:, k] @ m.W[k].T, atol=1e-6)
+
+
+def test_linear_and_hidden_relu_variants():
+    x = torch.rand(5, 2, 4) - 0.5
+    lin = ss.ToyModel(4, 2, 2, activation="linear")
+    assert torch.allclose(lin(x)[:, 0], x[:, 0] @ lin.W[0].T @ lin.W[0] + lin.b[0], atol=1e-6)
+    hid = ss.ToyModel(4, 2, 2, hidden_relu=True)
+    h = torch.relu(x[:, 1] @ hid.W[1].T)
+    assert torch.allclose(hid(x)[:, 1], torch.relu(h @ hid.W[1] + hid.b[1]), atol=1e-6)
+    assert "hidden_relu=True" in repr(hid) and "activation='linear'" in repr(lin)
+
+
+def test_abs_model_shapes_and_formula():
+    m = ss.AbsModel(3, 6, n_instances=2)
+    assert m.W1.shape == (2, 6, 3) and m.W2.shape == (2, 3, 6) and m.b.shape == (2, 3)
+    x = torch.rand(7, 2, 3) * 2 - 1
+    want = torch.relu(torch.relu(x[:, 1] @ m.W1[1].T) @ m.W2[1].T + m.b[1])
+    assert torch.allclose(m(x)[:, 1], want, atol=1e-6)
+    assert torch.equal(m.target(x), x.abs())
+
+
+def test_relu_pair_computes_abs_exactly():
+    # the construction chapter 5 rests on: |x| = ReLU(x) + ReLU(-x)
+    m = ss.AbsModel(1, 2)
+    with torch.no_grad():
+        m.W1.copy_(torch.tensor([[[1.0], [-1.0]]]))
+        m.W2.copy_(torch.tensor([[[1.0, 1.0]]]))
+        m.b.zero_()
+    x = torch.linspace(-1, 1, 41).view(-1, 1, 1)
+    assert torch.allclose(m(x), x.abs())
+
+
+def test_same_seed_same_weights_and_instances_differ():
+    a, b, c = ss.ToyModel(5, 2, 3, seed=1), ss.ToyModel(5, 2, 3, seed=1), ss.ToyModel(5, 2, 3, seed=2)
+    assert torch.equal(a.W, b.W) and not torch.equal(a.W, c.W)
+    assert not torch.equal(a.W[0], a.W[1])
+
+
+def test_init_scale_is_xavier():
+    W = ss.ToyModel(200, 50, 20).W
+    assert abs(W.std().item() - (2 / 250) ** 0.5) < 0.002
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, match",
+    [
+        ((0, 2), {}, "n_features"),
+        ((5, -1), {}, "d_hidden"),
+        ((5, 2, 0), {}, "n_instances"),
+        ((5, 2), {"activation": "tanh"}, "activation"),
+        ((5, 2.5), {}, "d_hidden"),
+    ],
+)
+def test_bad_input(args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ss.ToyModel(*args, **kwargs)
+
+
+def test_wrong_input_shape():
+    with pytest.raises(ValueError, match="x must have shape"):
+        ss.ToyModel(5, 2, 3)(torch.rand(4, 5))
+    with pytest.raises(ValueError, match="n_features"):
+        ss.AbsModel(0, 2)

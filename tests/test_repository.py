@@ -1,0 +1,103 @@
+"""Repository hygiene: one source of truth for dependencies, stripped notebooks, the Colab cell."""
+
+import json
+import pathlib
+import re
+
+import pytest
+import yaml
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli")
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~ \[]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _spec(req: str) -> str:
+    return re.sub(r"\s+", "", req[len(_name(req)):]) if not req.startswith("-e") else ""
+
+
+def test_environment_yml_mirrors_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        wanted += extra
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    have = []
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            have += [d for d in dep["pip"] if not d.startswith("-e")]
+        elif not dep.startswith(("python", "pip")):
+            have.append(dep)
+    # conda calls torch "pytorch"
+    norm = {("torch" if _name(d) == "pytorch" else _name(d)): _spec(d) for d in have}
+    want = {_name(d): _spec(d) for d in wanted}
+    assert norm == want, f"environment.yml and pyproject.toml disagree: {norm} vs {want}"
+
+
+def test_torch_is_pinned_for_installs_but_loose_for_the_package():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    torch_dep = [d for d in project["dependencies"] if _name(d) == "torch"]
+    assert torch_dep == ["torch>=2.2"], "the package keeps torch loose so Colab keeps its own"
+    assert "torch==2.13.0" in (ROOT / "constraints.txt").read_text().split()
+    assert "-c constraints.txt" in (ROOT / "Makefile").read_text()
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "book/ has no chapters"
+
+
+def test_notebooks_are_stored_without_outputs():
+    for nb in NOTEBOOKS:
+        data = json.loads(nb.read_text())
+        dirty = [
+            i for i, c in enumerate(data["cells"])
+            if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))
+        ]
+        assert not dirty, f"{nb.name}: cells {dirty} have stored outputs"
+
+
+def _colab_cell() -> str:
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    block = text.split("```python\n", 1)[1].split("```", 1)[0]
+    return "\n".join(line[3:] if line.startswith("   ") else line for line in block.splitlines())
+
+
+def test_every_notebook_starts_with_the_colab_cell():
+    cell = _colab_cell().strip()
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    assert f'"git+{url}"' in cell, "the Colab cell must install from the repository in _config.yml"
+    for nb in NOTEBOOKS:
+        code = [c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+        assert "".join(code[0]["source"]).strip() == cell, f"{nb.name}: first code cell differs"
+
+
+def test_every_toc_file_exists_and_every_notebook_is_in_the_toc():
+    toc = (ROOT / "_toc.yml").read_text()
+    files = re.findall(r"file:\s*(\S+)", toc) + re.findall(r"root:\s*(\S+)", toc)
+    for f in files:
+        assert any((ROOT / (f + ext)).exists() for ext in (".md", ".ipynb")), f"{f} is missing"
+    for nb in NOTEBOOKS:
+        assert f"book/{nb.stem}" in files, f"{nb.name} is not in _toc.yml"
+
+
+def test_launch_buttons_point_at_main():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["repository"]["branch"] == "main"
+    assert config["repository"]["path_to_book"] == ""
+    assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert config["execute"]["raise_on_error"] is True
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in readme and "make book" in readme
+    assert re.search(r"^make test$", ci, re.M), ".ci/run must call the README's test command"
