@@ -6,7 +6,10 @@ BIN := $(VENV)/bin
 # Progress bars belong to readers at a live kernel, not to built pages or test logs.
 export SUPERSIM_PROGRESS := 0
 
-.PHONY: book test venv clean
+# The browser tests drive Debian's Chromium; install it when it is missing (root or sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: book test venv browser clean
 
 venv: $(VENV)/.installed
 
@@ -14,15 +17,18 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10+ is required"'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[book,test]"
 	touch $@
 
 book: venv
 	$(BIN)/jupyter-book build . -W --keep-going
 
-test: venv
+browser:
+	@test -x /usr/bin/chromium || { echo "Installing Chromium for the browser tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
+test: venv browser
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf _build
+	rm -rf _build test-artifacts

@@ -34,4 +34,4 @@ __all__ = [
     "train",
 ]
 
-from . import notebook, plot, widgets  # noqa: E402  (submodules, imported for tab completion)
+from . import notebook, plot, widgets  # noqa: E402, F401  (submodules, for tab completion)

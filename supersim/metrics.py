@@ -19,7 +19,9 @@ def _as_w(W) -> tuple[torch.Tensor, bool]:
     if W.dim() == 2:
         return W.unsqueeze(0), True
     if W.dim() != 3:
-        raise ValueError(f"W must be (instances, hidden, features) or (hidden, features), got {tuple(W.shape)}")
+        raise ValueError(
+            f"W must be (instances, hidden, features) or (hidden, features), got {tuple(W.shape)}"
+        )
     return W, False
 
 

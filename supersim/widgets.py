@@ -69,7 +69,7 @@ class Explorer:
     def frame(self, index: tuple[int, ...]) -> bytes:
         """PNG of the figure at slider positions `index` (one position per slider), cached."""
         if index not in self._cache:
-            values = [v[i] for v, i in zip(self.params.values(), index)]
+            values = [v[i] for v, i in zip(self.params.values(), index, strict=True)]
             fig = Figure(figsize=self.figsize)
             self.draw(fig, *values)
             self._cache[index] = figure_png(fig, self.dpi)

@@ -1,0 +1,148 @@
+"""The built book in a real browser, offline, as a reader meets it.
+
+Serves _build/html on localhost, blocks every request that leaves localhost, and opens every
+page in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright): no console
+errors, math typeset by the local MathJax, figures present, the Colab button pointing at the
+chapter's notebook on main, and every precomputed slider changing its figure when moved.
+A screenshot of each page lands in test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import pathlib
+import shutil
+import threading
+import urllib.parse
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+CHROMIUM = pathlib.Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = pytest.mark.slow
+
+
+def _pages() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [c["file"] for c in part["chapters"]]
+    return files
+
+
+@pytest.fixture(scope="module")
+def server(built_book):
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(HTML))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.fail("Chromium is missing: `make test` installs it with apt-get (package chromium)")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fresh_screenshots():
+    shutil.rmtree(SHOTS, ignore_errors=True)
+    SHOTS.mkdir(parents=True)
+
+
+def _open(browser, url: str):
+    """Open `url` with the network cut off beyond localhost; return page, errors, blocked."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    blocked: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def route(r):
+        host = urllib.parse.urlparse(r.request.url).hostname
+        if r.request.url.startswith("data:") or host in ("127.0.0.1", "localhost"):
+            r.continue_()
+        else:
+            blocked.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    page.goto(url, wait_until="load")
+    return page, errors, blocked
+
+
+@pytest.mark.parametrize("doc", _pages())
+def test_page_works_offline(browser, server, doc):
+    page, errors, blocked = _open(browser, f"{server}/{doc}.html")
+    try:
+        if page.locator(".math").count():
+            page.wait_for_selector("mjx-container", timeout=20_000)
+            assert page.locator("mjx-container").count() >= page.locator(".math").count() * 0.9
+            assert not page.locator("mjx-merror").count(), f"{doc}: MathJax reports a TeX error"
+        if doc.endswith("ipynb") or (ROOT / f"{doc}.ipynb").exists():
+            images = page.locator("img[src^='data:image'], .cell_output img, figure img")
+            assert images.count() > 0, f"{doc}: no figures"
+            broken = page.evaluate(
+                "() => [...document.images].filter(i => !i.complete || i.naturalWidth === 0)"
+                ".map(i => i.src.slice(0, 80))"
+            )
+            assert not broken, f"{doc}: images that did not load: {broken}"
+            colab = page.locator("a[href^='https://colab.research.google.com']")
+            assert colab.count() >= 1, f"{doc}: no Colab launch button"
+            url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+            repo = url.removeprefix("https://github.com/")
+            want = f"https://colab.research.google.com/github/{repo}/blob/main/{doc}.ipynb"
+            assert colab.first.get_attribute("href") == want
+        page.screenshot(path=str(SHOTS / f"{doc.replace('/', '_')}.png"), full_page=False)
+        assert not errors, f"{doc}: console errors: {errors}"
+        assert not blocked, f"{doc}: tried to reach the network: {blocked}"
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("doc", [d for d in _pages() if (ROOT / f"{d}.ipynb").exists()])
+def test_static_sliders_move_their_figures(browser, server, doc):
+    page, errors, _ = _open(browser, f"{server}/{doc}.html")
+    try:
+        explorers = page.locator(".supersim-explorer")
+        assert explorers.count() >= 1, f"{doc}: every chapter has at least one explorer"
+        for e in range(explorers.count()):
+            explorer = explorers.nth(e)
+            explorer.scroll_into_view_if_needed()
+            frame = explorer.locator("img.sx-frame")
+            sliders = explorer.locator("input[type=range]")
+            assert sliders.count() >= 1
+            for s in range(sliders.count()):
+                before = frame.get_attribute("src")
+                slider = sliders.nth(s)
+                slider.fill(slider.get_attribute("max"))  # fires an input event, like a drag
+                after = frame.get_attribute("src")
+                assert after != before, f"{doc}: explorer {e}, slider {s} did not change the figure"
+            page.screenshot(path=str(SHOTS / f"{doc.replace('/', '_')}-explorer{e}.png"))
+        assert not errors, f"{doc}: console errors while moving sliders: {errors}"
+    finally:
+        page.close()
