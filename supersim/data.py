@@ -108,3 +108,60 @@ def importance_decay(n_features: int, ratio: float) -> torch.Tensor:
     if not 0 < ratio <= 1:
         raise ValueError(f"ratio must lie in (0, 1], got {ratio!r}")
     return ratio ** torch.arange(n_features, dtype=torch.float32)
+
+
+def sample_correlated_features(
+    batch_size: int,
+    feature_probability,
+    n_instances: int = 1,
+    *,
+    n_correlated: int = 0,
+    n_anticorrelated: int = 0,
+    n_independent: int = 0,
+    set_size: int = 2,
+    generator: torch.Generator | None = None,
+    device=None,
+) -> torch.Tensor:
+    """Draw a (batch, instances, features) batch whose features come in correlated sets.
+
+    Features are laid out as `n_correlated` sets of `set_size` features that are active all
+    together or not at all, then `n_anticorrelated` sets in which at most one feature is active,
+    then `n_independent` independent features. Every feature is active with the same marginal
+    probability p (a scalar or one value per instance, (instances, 1)), and an active feature
+    is U[0, 1] independently of the others. An anticorrelated set fires with probability
+    set_size * p, so p may not exceed 1 / set_size when there are such sets.
+
+    Elhage et al. (2022) use pairs of these to show that correlated features take orthogonal
+    directions and anticorrelated ones opposite directions (chapter 4b).
+    """
+    batch_size = _check_size(batch_size, "batch_size")
+    n_instances = _check_size(n_instances, "n_instances")
+    set_size = _check_size(set_size, "set_size")
+    counts = (n_correlated, n_anticorrelated, n_independent)
+    for name, value in zip(("n_correlated", "n_anticorrelated", "n_independent"), counts, strict=True):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    n_features = set_size * (n_correlated + n_anticorrelated) + n_independent
+    if n_features == 0:
+        raise ValueError("n_correlated, n_anticorrelated and n_independent are all 0: no features")
+    high = 1.0 / set_size if n_anticorrelated else 1.0
+    p = per_instance_feature(
+        feature_probability, n_instances, 1, name="feature_probability", high=high, device=device
+    )  # (I, 1): one marginal probability per instance
+    shape = (batch_size, n_instances)
+    value = torch.rand((*shape, n_features), generator=generator, device=p.device)  # (B, I, F)
+    parts = []
+    if n_correlated:
+        fires = torch.rand((*shape, n_correlated), generator=generator, device=p.device) < p
+        parts.append(fires.repeat_interleave(set_size, dim=-1))  # every member of a set alike
+    if n_anticorrelated:
+        # one uniform u per set: the set fires when u < set_size * p, and then floor(u / p) is
+        # a uniformly chosen member, so each member fires with probability p and never two
+        u = torch.rand((*shape, n_anticorrelated), generator=generator, device=p.device)
+        member = torch.where(u < set_size * p, torch.floor(u / p.clamp_min(1e-12)), -1.0)
+        ks = torch.arange(set_size, device=p.device, dtype=member.dtype)
+        parts.append((member.unsqueeze(-1) == ks).flatten(-2))  # (B, I, sets * set_size)
+    if n_independent:
+        parts.append(torch.rand((*shape, n_independent), generator=generator, device=p.device) < p)
+    active = torch.cat(parts, dim=-1)
+    return torch.where(active, value, torch.zeros((), device=p.device))

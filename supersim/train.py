@@ -5,9 +5,20 @@ The setup follows the notebook of Elhage et al. (2022): AdamW with lr 1e-3 and w
 error averaged over batch and features, summed over instances (so instances train
 independently of one another). Chapter 4 explains the loss.
 
-For these tiny models the cost of a step is mostly overhead, so the loop avoids it: gradients
-are written out by hand for the book's models (checked against autograd in the tests), data
-are drawn with one uniform number per entry, and the thread count is chosen per model size.
+For these tiny models a step costs little arithmetic and much overhead, so the loop is built
+to avoid the overhead (`benchmarks/bench_train.py` measures it against the usual loop):
+
+- gradients are written out by hand for the book's models (checked against autograd in the
+  tests), so there is no autograd graph to build;
+- activations live in an (instances, features, batch) layout, where every elementwise pass
+  runs along the long batch axis and broadcasts per-feature constants cheaply;
+- one uniform draw per entry makes a sparse feature (active when u < p, value u / p), fused
+  into two passes;
+- the instances are cut into chunks small enough for the processor's cache, and each chunk
+  has its own random stream (numpy's PCG64, drawn one step ahead on a spare thread) and its
+  own fused AdamW update, so chunks can run on separate threads without changing a single
+  number, and no thread ever waits at an OpenMP barrier for a core another program holds.
+
 Any other module with `_forward` and `target` trains through autograd.
 
 Shapes: B = batch, I = instances, F = features, H = hidden.
@@ -16,24 +27,34 @@ Shapes: B = batch, I = instances, F = features, H = hidden.
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
 import os
-import queue
 import threading
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .data import _check_size, per_instance_feature
 from .models import AbsModel, ToyModel
 
 SCHEDULES = ("constant", "cosine")
+BETAS, EPS = (0.9, 0.999), 1e-8  # torch's AdamW defaults, as in the paper's notebook
+
+# One chunk's (features, batch) activations stay near this size, so that the dozen passes of
+# a step hit the cache (L2 is 0.5-2 MiB per core on current CPUs) instead of main memory.
+_CHUNK_BYTES = 1 << 19
+# Below this much arithmetic per step (multiply-adds, roughly) a second worker thread costs
+# more in locking than it saves.
+_THREAD_WORK = 1_000_000
+
+_threshold_backward = torch.ops.aten.threshold_backward  # grad where input > threshold, else 0
 
 
-def _sample_ibf(batch_size: int, p: torch.Tensor, signed: bool, gen, u=None) -> torch.Tensor:
-    """Sparse features in the loop's (I, B, F) layout; p is (I, F); u optional uniforms."""
-    if u is None:
-        u = torch.rand((p.shape[0], batch_size, p.shape[1]), generator=gen, device=p.device)
+def _sample_ibf(batch_size: int, p: torch.Tensor, signed: bool, gen) -> torch.Tensor:
+    """Sparse features in the (I, B, F) layout the models' `_forward` takes; p is (I, F)."""
+    u = torch.rand((p.shape[0], batch_size, p.shape[1]), generator=gen, device=p.device)
     p = p.unsqueeze(1)  # (I, 1, F)
     value = u / p.clamp_min(1e-12)  # uniform on [0, 1) where active
     if signed:
@@ -41,87 +62,265 @@ def _sample_ibf(batch_size: int, p: torch.Tensor, signed: bool, gen, u=None) -> 
     return torch.where(u < p, value, torch.zeros((), device=p.device))  # (I, B, F)
 
 
-class _UniformStream:
-    """Uniform (I, B, F) batches made by a background thread, one batch ahead of training.
+def _neg_features(u: torch.Tensor, scale: torch.Tensor, signed: bool, on) -> torch.Tensor:
+    """-x in (I, F, B) layout from uniforms u, with scale = -1/p (or -2/p when signed).
 
-    Random numbers are a large share of a step on the CPU; numpy fills arrays without holding
-    the GIL, so the draws for the next step overlap this step's arithmetic. One producer and
-    a fixed seed keep the sequence deterministic.
+    t = -u/p (or 1 - 2u/p) lies in (-1, 0] (or (-1, 1]) exactly when u < p, so one threshold
+    pass zeroes the inactive entries; keeping -x rather than x saves a pass, and the matmuls
+    absorb the sign.
+    """
+    t = torch.addcmul(scale.new_ones(()), u, scale) if signed else u * scale
+    xn = F.threshold_(t, -1.0, 0.0)  # (I, F, B)
+    return xn if on is None else xn.mul_(on)  # on: features with p = 0 stay off
+
+
+def _weighted_sq_norm(err: torch.Tensor, imps: torch.Tensor, out: torch.Tensor) -> None:
+    """out (I,) = sum over features and batch of imps * err^2, reading err (I, F, B) once."""
+    norm = torch.linalg.vector_norm(err, dim=2)  # (I, F)
+    torch.linalg.vecdot(norm.square(), imps.reshape(norm.shape), out=out)
+
+
+def _toy_grads(W, b, xn, imps, relu_out: bool, hidden_relu: bool, loss2, gW, gb) -> None:
+    """ToyModel: write 2 x per-instance loss into loss2 (I,) and the gradients into gW, gb.
+
+    x' = act(W^T h + b) with h = W x (ReLU'd if `hidden_relu`); L = mean_{B,F} I_f (x' - x)^2.
+    imps is (I, F, 1) importance times 2 / (B F), so g below is dL/dx'.
+    """
+    h = torch.bmm(W.neg(), xn)  # (I, H, B) = W x
+    if hidden_relu:
+        h = h.relu_()
+    pre = torch.baddbmm(b.unsqueeze(2), W.transpose(1, 2), h)  # (I, F, B)
+    err = torch.relu(pre).add_(xn) if relu_out else pre.add(xn)  # x' - x
+    _weighted_sq_norm(err, imps, loss2)
+    g = err * imps  # dL/dx'
+    d_pre = _threshold_backward(g, pre, 0) if relu_out else g
+    d_h = torch.bmm(W, d_pre)  # (I, H, B)
+    if hidden_relu:
+        d_h = _threshold_backward(d_h, h, 0)
+    # W is used twice (decode and encode): dW = h d_pre^T + d_h x^T
+    torch.bmm(h, d_pre.transpose(1, 2), out=gW)  # (I, H, F)
+    gW.baddbmm_(d_h, xn.transpose(1, 2), alpha=-1)
+    torch.sum(d_pre, 2, out=gb)  # (I, F)
+
+
+def _abs_grads(W1, W2, b, xn, imps, loss2, gW1, gW2, gb) -> None:
+    """AbsModel: y = ReLU(W2 ReLU(W1 x) + b) against |x|; same conventions as `_toy_grads`."""
+    h = torch.bmm(W1.neg(), xn).relu_()  # (I, H, B)
+    pre = torch.baddbmm(b.unsqueeze(2), W2, h)  # (I, F, B)
+    err = torch.relu(pre).sub_(xn.abs())  # y - |x|
+    _weighted_sq_norm(err, imps, loss2)
+    g = err * imps
+    d_pre = _threshold_backward(g, pre, 0)
+    d_h = _threshold_backward(torch.bmm(W2.transpose(1, 2), d_pre), h, 0)  # (I, H, B)
+    torch.bmm(d_h, xn.transpose(1, 2), out=gW1)  # (I, H, F), = -dW1 since xn = -x
+    gW1.neg_()
+    torch.bmm(d_pre, h.transpose(1, 2), out=gW2)  # (I, F, H)
+    torch.sum(d_pre, 2, out=gb)
+
+
+def _param_names(model) -> tuple[str, ...]:
+    return ("W1", "W2", "b") if isinstance(model, AbsModel) else ("W", "b")
+
+
+def _kernel(model):
+    """The hand-written loss-and-gradient function for `model`: (params, xn, imps, loss2, grads)."""
+    if isinstance(model, AbsModel):
+        return lambda prm, xn, imps, loss2, grads: _abs_grads(*prm, xn, imps, loss2, *grads)
+    relu_out, hidden_relu = model.activation == "relu", model.hidden_relu
+    return lambda prm, xn, imps, loss2, grads: _toy_grads(
+        *prm, xn, imps, relu_out, hidden_relu, loss2, *grads
+    )
+
+
+def loss_and_grads(model, x: torch.Tensor, importance: torch.Tensor):
+    """Per-instance loss (I,) and the gradients of their sum for every parameter.
+
+    x is a batch in (I, B, F) layout and importance is (I, F); L_k is the mean over batch and
+    features of I_kf (y - target)^2. Works for `ToyModel` and `AbsModel`.
+    """
+    if not isinstance(model, (ToyModel, AbsModel)):
+        raise TypeError(f"no hand-written gradients for {type(model).__name__}")
+    n_inst, batch, n_feat = x.shape
+    xn = x.detach().transpose(1, 2).neg().contiguous()  # (I, F, B)
+    imps = importance.unsqueeze(2) * (2.0 / (batch * n_feat))  # (I, F, 1)
+    names = _param_names(model)
+    params = [getattr(model, n).detach() for n in names]
+    grads = [torch.empty_like(t) for t in params]
+    loss2 = x.new_empty(n_inst)
+    with torch.no_grad():
+        _kernel(model)(params, xn, imps, loss2, grads)
+    return loss2 / 2, dict(zip(names, grads, strict=True))
+
+
+def _stream_seed(seed: int, stream: int) -> int:
+    """A 63-bit seed for random stream `stream` of a run with `seed` (any Python int)."""
+    ss = np.random.SeedSequence([abs(seed), int(seed < 0), stream])
+    return int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+class _Uniforms:
+    """A reusable (I, F, B) buffer of fresh U[0, 1) numbers per call, from one seeded stream.
+
+    On the CPU numpy's PCG64 fills it about three times faster than `torch.rand`, without
+    holding the GIL; elsewhere torch's generator on the device does.
     """
 
-    def __init__(self, shape: tuple[int, ...], steps: int, seed: int):
-        self._queue: queue.Queue = queue.Queue(maxsize=2)
+    def __init__(self, shape: tuple[int, ...], seed: int, device: torch.device):
+        self.shape, self._device = shape, device
+        if device.type == "cpu":
+            self._rng = np.random.Generator(np.random.PCG64(seed))
+            self._buf = np.empty(shape, dtype=np.float32)
+            self._tensor = torch.from_numpy(self._buf)
+        else:
+            self._gen = torch.Generator(device=device).manual_seed(seed)
+
+    def fill(self, out: np.ndarray) -> None:
+        """Write the stream's next numbers into `out` (CPU only)."""
+        self._rng.random(out=out, dtype=np.float32)
+
+    def draw(self) -> torch.Tensor:
+        if self._device.type == "cpu":
+            self.fill(self._buf)
+            return self._tensor
+        return torch.rand(self.shape, generator=self._gen, device=self._device)
+
+
+class _Prefetch:
+    """Draws the uniforms of a group of chunks one step ahead, on a background thread.
+
+    Drawing is a third of a small model's step; numpy releases the GIL while it fills, so
+    on a spare core it overlaps the arithmetic. Each chunk keeps its own stream, so the
+    numbers are the same as when the chunk draws them itself.
+    """
+
+    def __init__(self, chunks: list, steps: int, depth: int = 2):
+        self._slots = [[np.empty(c.uniforms.shape, np.float32) for c in chunks] for _ in range(depth)]
+        self._tensors = [[torch.from_numpy(b) for b in slot] for slot in self._slots]
+        self._free, self._full = threading.Semaphore(depth), threading.Semaphore(0)
         self._stop = threading.Event()
-        rng = np.random.Generator(np.random.PCG64(seed))
+        self._error: BaseException | None = None
 
         def produce():
-            for _ in range(steps):
-                if self._stop.is_set():
-                    return
-                u = rng.random(shape, dtype=np.float32)
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put(torch.from_numpy(u), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+            try:
+                for k in range(steps):
+                    while not self._free.acquire(timeout=0.1):
+                        if self._stop.is_set():
+                            return
+                    if self._stop.is_set():
+                        return
+                    for c, buf in zip(chunks, self._slots[k % depth], strict=True):
+                        c.uniforms.fill(buf)
+                    self._full.release()
+            except BaseException as err:  # noqa: B036 - re-raised in the training thread
+                self._error = err
+                self._full.release()
 
         self._thread = threading.Thread(target=produce, daemon=True)
         self._thread.start()
 
-    def next(self) -> torch.Tensor:
-        return self._queue.get()
+    def get(self, k: int) -> list[torch.Tensor]:
+        """Step k's uniforms, one tensor per chunk; hand the slot back with `release`."""
+        self._full.acquire()
+        if self._error is not None:
+            raise self._error
+        return self._tensors[k % len(self._tensors)]
+
+    def release(self) -> None:
+        self._free.release()
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
 
 
-def loss_and_grads(model, x: torch.Tensor, importance: torch.Tensor):
-    """Per-instance loss (I,) and gradients for every parameter, x in (I, B, F) layout.
+def _fused_adamw_works(device: torch.device) -> bool:
+    """Whether this torch has a fused AdamW kernel for `device` (CPU: torch >= 2.4)."""
+    t = torch.zeros(1, device=device)
+    try:
+        torch._fused_adamw_(
+            [t], [t.clone()], [t.clone()], [t.clone()], [], [t.new_ones(())],
+            lr=1e-3, beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8,
+            amsgrad=False, maximize=False,
+        )
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+    return True
 
-    L_k = mean over batch and features of I_kf (y - x')^2, with the gradients of sum_k L_k.
+
+class _Chunk:
+    """A slice of instances with its own random stream, work buffers and AdamW state.
+
+    Its parameters are views into the model's, so updating them trains the model in place.
     """
-    scale = 2.0 / (x.shape[1] * x.shape[2])
-    imp = importance.unsqueeze(1)  # (I, 1, F)
-    if isinstance(model, ToyModel):
-        W, b = model.W.detach(), model.b.detach()
-        h_pre = torch.bmm(x, W.transpose(1, 2))  # (I, B, H)
-        h = torch.relu(h_pre) if model.hidden_relu else h_pre
-        pre = torch.baddbmm(b.unsqueeze(1), h, W)  # (I, B, F)
-        out = torch.relu(pre) if model.activation == "relu" else pre
-        err = out - x
-        loss = (imp * err.square()).mean(dim=(1, 2))  # (I,)
-        d_pre = err.mul_(imp).mul_(scale)  # dL/dout, reusing err's memory
-        if model.activation == "relu":
-            d_pre = d_pre.mul_(pre > 0)
-        d_h = torch.bmm(d_pre, W.transpose(1, 2))  # (I, B, H)
-        if model.hidden_relu:
-            d_h = d_h.mul_(h_pre > 0)
-        # W is used twice (encode and decode): the two contributions add
-        d_W = torch.bmm(h.transpose(1, 2), d_pre)  # (I, H, F)
-        d_W = torch.baddbmm(d_W, d_h.transpose(1, 2), x)
-        return loss, {"W": d_W, "b": d_pre.sum(1)}
-    if isinstance(model, AbsModel):
-        W1, W2, b = model.W1.detach(), model.W2.detach(), model.b.detach()
-        h_pre = torch.bmm(x, W1.transpose(1, 2))  # (I, B, H)
-        h = torch.relu(h_pre)
-        pre = torch.baddbmm(b.unsqueeze(1), h, W2.transpose(1, 2))  # (I, B, F)
-        err = torch.relu(pre) - x.abs()
-        loss = (imp * err.square()).mean(dim=(1, 2))
-        d_pre = err.mul_(imp).mul_(scale).mul_(pre > 0)
-        d_h = torch.bmm(d_pre, W2).mul_(h_pre > 0)  # (I, B, H)
-        return loss, {
-            "W1": torch.bmm(d_h.transpose(1, 2), x),  # (I, H, F)
-            "W2": torch.bmm(d_pre.transpose(1, 2), h),  # (I, F, H)
-            "b": d_pre.sum(1),
-        }
-    raise TypeError(f"no hand-written gradients for {type(model).__name__}")
+
+    def __init__(self, model, rows: slice, p, imp, batch_size, seed, history, fused, wd):
+        device = p.device
+        self.rows, self.history, self.fused, self.wd = rows, history, fused, wd
+        self.params = [getattr(model, n).detach()[rows] for n in _param_names(model)]
+        self.grads = [torch.empty_like(t) for t in self.params]
+        self.exp_avg = [torch.zeros_like(t) for t in self.params]
+        self.exp_avg_sq = [torch.zeros_like(t) for t in self.params]
+        step_count = torch.zeros((), device=device)  # shared: one increment per step
+        self.state_steps = [step_count] * len(self.params)
+        self.t = 0
+        p = p[rows].unsqueeze(2)  # (c, F, 1)
+        n_feat = p.shape[1]
+        signed = bool(model.signed_inputs)
+        self.scale = -(2.0 if signed else 1.0) / p.clamp_min(1e-30)
+        self.on = (p > 0).float() if bool((p == 0).any()) else None
+        self.signed = signed
+        self.imps = imp[rows].unsqueeze(2) * (2.0 / (batch_size * n_feat))  # (c, F, 1)
+        self.uniforms = _Uniforms((p.shape[0], n_feat, batch_size), seed, device)
+        self.kernel = _kernel(model)
+
+    def step(self, k: int, lr: float, u: torch.Tensor | None = None) -> None:
+        """Train step k on uniforms u (drawn here when None)."""
+        u = self.uniforms.draw() if u is None else u
+        xn = _neg_features(u, self.scale, self.signed, self.on)
+        self.kernel(self.params, xn, self.imps, self.history[k, self.rows], self.grads)
+        self.t += 1
+        _adamw(self.params, self.grads, self.exp_avg, self.exp_avg_sq, self.state_steps, self.t,
+               lr, self.wd, self.fused)
 
 
-def _autograd_loss(model, x: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:
-    out = model._forward(x)
-    return (importance.unsqueeze(1) * (out - model.target(x)).square()).mean(dim=(1, 2))
+def _adamw(params, grads, exp_avg, exp_avg_sq, state_steps, t: int, lr, wd, fused: bool) -> None:
+    """One AdamW update in place, step t (1-based), as `torch.optim.AdamW` computes it.
+
+    `state_steps` holds one 0-dim tensor per parameter (they may all be one tensor) with the
+    step count before this update, as the fused kernel wants it.
+    """
+    if fused:  # one kernel for every parameter
+        for count in {id(c): c for c in state_steps}.values():
+            count.add_(1)
+        torch._fused_adamw_(
+            params, grads, exp_avg, exp_avg_sq, [], state_steps,
+            lr=lr, beta1=BETAS[0], beta2=BETAS[1], weight_decay=wd, eps=EPS,
+            amsgrad=False, maximize=False,
+        )
+        return
+    # written out for torch < 2.4, which has no fused kernel on the CPU
+    c1, c2 = 1 - BETAS[0] ** t, math.sqrt(1 - BETAS[1] ** t)
+    for prm, g, m, v in zip(params, grads, exp_avg, exp_avg_sq, strict=True):
+        prm.mul_(1 - lr * wd)
+        m.lerp_(g, 1 - BETAS[0])
+        v.mul_(BETAS[1]).addcmul_(g, g, value=1 - BETAS[1])
+        prm.addcdiv_(m, v.sqrt().div_(c2).add_(EPS), value=-lr / c1)
+
+
+def _chunk_rows(n_instances: int, n_features: int, batch_size: int, device) -> list[slice]:
+    """Split the instances into equal chunks of about `_CHUNK_BYTES` of activations each."""
+    if device.type != "cpu":
+        return [slice(0, n_instances)]  # a GPU wants one big batched call
+    per_chunk = max(1, _CHUNK_BYTES // (4 * n_features * batch_size))
+    n = -(-n_instances // per_chunk)
+    bounds = [round(j * n_instances / n) for j in range(n + 1)]
+    return [slice(a, z) for a, z in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _split(chunks: list, n_groups: int) -> list[list]:
+    """Contiguous groups of chunks, as equal in size as possible."""
+    bounds = [round(j * len(chunks) / n_groups) for j in range(n_groups + 1)]
+    return [chunks[a:z] for a, z in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
 def _auto_threads(model, batch_size: int) -> int:
@@ -148,6 +347,86 @@ def _want_progress(progress) -> bool:
     return os.environ.get("SUPERSIM_PROGRESS", "1").lower() not in ("0", "false", "no")
 
 
+def _lr_at(lr: float, schedule: str, steps: int, warmup: int):
+    """The learning rate of step k (0-based): linear warmup, then constant or cosine decay."""
+
+    def at(k: int) -> float:
+        if k < warmup:
+            return lr * (k + 1) / warmup
+        if schedule == "cosine":
+            return lr * 0.5 * (1 + math.cos(math.pi * (k - warmup) / max(1, steps - warmup)))
+        return lr
+
+    return at
+
+
+def _run(groups: list[list], steps: int, lr_at, on_step, prefetch: bool) -> None:
+    """Run every group of chunks for `steps` steps, one thread per group after the first.
+
+    With `prefetch`, a background thread draws the (single) group's random numbers.
+    """
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def loop(chunks, report):
+        ahead = _Prefetch(chunks, steps) if prefetch else None
+        try:
+            for k in range(steps):
+                if stop.is_set():
+                    return
+                lr = lr_at(k)
+                if ahead is None:
+                    for chunk in chunks:
+                        chunk.step(k, lr)
+                else:
+                    for chunk, u in zip(chunks, ahead.get(k), strict=True):
+                        chunk.step(k, lr, u)
+                    ahead.release()
+                if report is not None:
+                    report(k)
+        except BaseException as err:  # noqa: B036 - handed to the main thread below
+            errors.append(err)
+            stop.set()
+        finally:
+            if ahead is not None:
+                ahead.close()
+
+    workers = [threading.Thread(target=loop, args=(g, None), daemon=True) for g in groups[1:]]
+    for w in workers:
+        w.start()
+    try:
+        loop(groups[0], on_step)
+    except BaseException:  # e.g. KeyboardInterrupt in a notebook: stop the workers too
+        stop.set()
+        raise
+    finally:
+        for w in workers:
+            w.join()
+    if errors:
+        raise errors[0]
+
+
+def _train_autograd(model, p, imp, steps, batch_size, lr_at, wd, seed, threads, on_step, history):
+    """The plain loop for any other module with `_forward` and `target`: autograd + AdamW."""
+    gen = torch.Generator(device=p.device).manual_seed(_stream_seed(seed, 0))
+    params = list(model.parameters())
+    opt = torch.optim.AdamW(params, lr=lr_at(0), betas=BETAS, eps=EPS, weight_decay=wd)
+    n_threads = threads or (_auto_threads(model, batch_size) if p.device.type == "cpu" else None)
+    with _num_threads(n_threads) if n_threads else contextlib.nullcontext():
+        for k in range(steps):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(k)
+            x = _sample_ibf(batch_size, p, model.signed_inputs, gen)  # (I, B, F)
+            opt.zero_grad(set_to_none=True)
+            loss = _autograd_loss(model, x, imp)
+            loss.sum().backward()
+            opt.step()
+            history[k] = loss.detach()
+            on_step(k)
+    for prm in params:
+        prm.grad = None
+
+
 def train(
     model,
     *,
@@ -161,11 +440,15 @@ def train(
     seed: int = 0,
     progress: bool | None = None,
     threads: int | None = None,
+    warmup: int = 0,
 ) -> torch.Tensor:
     """Train `model` in place on sparse features; return the (steps, instances) loss history.
 
     `feature_probability` (1 - S) and `importance` broadcast to (instances, features), e.g. a
-    (instances, 1) column of densities for a sparsity sweep. Same seed, same result.
+    (instances, 1) column of densities for a sparsity sweep. Same seed, same result, whatever
+    `threads` (the most CPU threads to use; `None` means torch's setting, usually the number
+    of cores). `schedule` is "constant" or "cosine" (decay to 0), after `warmup` steps of
+    linear ramp from 0.
     `progress=None` shows a bar unless the environment sets SUPERSIM_PROGRESS=0.
     """
     steps = _check_size(steps, "steps")
@@ -179,6 +462,10 @@ def train(
         raise ValueError(f"seed must be an integer, got {seed!r}")
     if threads is not None:
         threads = _check_size(threads, "threads")
+    if isinstance(warmup, bool) or not isinstance(warmup, numbers.Integral) or not 0 <= warmup:
+        raise ValueError(f"warmup must be an integer in [0, steps], got {warmup!r}")
+    if warmup > steps:
+        raise ValueError(f"warmup must be an integer in [0, steps={steps}], got {warmup!r}")
     if not hasattr(model, "_forward") or not hasattr(model, "n_instances"):
         raise ValueError(f"model must be a supersim model, got {type(model).__name__}")
     device = next(model.parameters()).device
@@ -186,16 +473,8 @@ def train(
     p = per_instance_feature(feature_probability, *shape, name="feature_probability", high=1.0)
     imp = per_instance_feature(importance, *shape, name="importance")
     p, imp = p.to(device), imp.to(device)
-
-    gen = torch.Generator(device=device).manual_seed(int(seed))
-    params = dict(model.named_parameters())
-    manual = isinstance(model, (ToyModel, AbsModel))
-    opt = torch.optim.AdamW(
-        params.values(), lr=lr, weight_decay=weight_decay, foreach=True
-    )
-    sched = None
-    if schedule == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    seed, lr, weight_decay = int(seed), float(lr), float(weight_decay)
+    lr_at = _lr_at(lr, schedule, steps, int(warmup))
     history = torch.empty(steps, model.n_instances, device=device)
 
     bar = None
@@ -203,49 +482,74 @@ def train(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps, desc=type(model).__name__, mininterval=0.5, leave=False)
-    cpu = device.type == "cpu"
-    stream = _UniformStream((*shape[:1], batch_size, shape[1]), steps, int(seed)) if cpu else None
-    n_threads = threads or (_auto_threads(model, batch_size) if cpu else None)
-    with _num_threads(n_threads) if n_threads else contextlib.nullcontext():
-        for step in range(steps):
-            u = stream.next() if cpu else None
-            x = _sample_ibf(batch_size, p, model.signed_inputs, gen, u)  # (I, B, F)
-            if manual:
-                with torch.no_grad():
-                    loss, grads = loss_and_grads(model, x, imp)
-                for name, g in grads.items():
-                    params[name].grad = g
-            else:
-                opt.zero_grad(set_to_none=True)
-                loss = _autograd_loss(model, x, imp)
-                loss.sum().backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            history[step] = loss.detach()
-            if bar is not None and step % 100 == 99:
-                bar.update(100)
-                bar.set_postfix(loss=f"{history[step].mean().item():.4g}", refresh=False)
-    if stream is not None:
-        stream.close()
-    if bar is not None:
-        bar.close()
-    for prm in params.values():
-        prm.grad = None
+
+    shown = slice(0, model.n_instances)  # the instances whose loss the bar shows
+    halve = 1.0
+
+    def on_step(k: int) -> None:
+        if bar is not None and k % 100 == 99:
+            bar.update(100)
+            bar.set_postfix(loss=f"{history[k, shown].mean().item() * halve:.4g}", refresh=False)
+
+    try:
+        # exact types only: a subclass may change the forward pass the hand-written gradients assume
+        if type(model) not in (ToyModel, AbsModel):
+            _train_autograd(
+                model, p, imp, steps, batch_size, lr_at, weight_decay, seed, threads, on_step,
+                history,
+            )
+            return history.cpu()
+        rows = _chunk_rows(*shape, batch_size, device)
+        fused = _fused_adamw_works(device)
+        chunks = [
+            _Chunk(model, r, p, imp, batch_size, _stream_seed(seed, j), history, fused,
+                   weight_decay)
+            for j, r in enumerate(rows)
+        ]
+        cpu = device.type == "cpu"
+        threads = threads or torch.get_num_threads()
+        work = batch_size * model.n_instances * model.n_features * (model.d_hidden + 8)
+        n_groups = min(threads, len(chunks)) if cpu and work >= _THREAD_WORK else 1
+        # a spare thread draws the random numbers ahead of a lone worker
+        prefetch = cpu and n_groups == 1 and threads > 1
+        # Each worker thread runs its chunks single-threaded: no OpenMP barriers to stall on.
+        groups = _split(chunks, n_groups)
+        # the bar runs in the first group's thread, and the kernels record 2 x loss
+        shown, halve = slice(0, groups[0][-1].rows.stop), 0.5
+        with _num_threads(1) if cpu else contextlib.nullcontext():
+            _run(groups, steps, lr_at, on_step, prefetch)
+        history.mul_(0.5)  # the kernels record 2 x loss
+    finally:
+        if bar is not None:
+            bar.close()
     return history.cpu()
 
 
+def _autograd_loss(model, x: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:
+    out = model._forward(x)
+    return (importance.unsqueeze(1) * (out - model.target(x)).square()).mean(dim=(1, 2))
+
+
 @torch.no_grad()
-def evaluate(model, *, feature_probability, importance=1.0, batch_size: int = 100_000, seed: int = 1234):
+def evaluate(
+    model, *, feature_probability, importance=1.0, batch_size: int = 100_000, seed: int = 1234
+):
     """Per-instance loss (instances,) on one large fresh batch: the number to compare restarts by."""
     batch_size = _check_size(batch_size, "batch_size")
     device = next(model.parameters()).device
     shape = (model.n_instances, model.n_features)
     p = per_instance_feature(feature_probability, *shape, name="feature_probability", high=1.0)
     imp = per_instance_feature(importance, *shape, name="importance")
+    p, imp = p.to(device), imp.to(device)
     gen = torch.Generator(device=device).manual_seed(int(seed))
-    x = _sample_ibf(batch_size, p.to(device), model.signed_inputs, gen)
-    return _autograd_loss(model, x, imp.to(device)).cpu()
+    # in pieces of at most ~4M entries, so a big sweep does not need gigabytes
+    rows = max(1, min(batch_size, (1 << 22) // (shape[0] * shape[1])))
+    total = torch.zeros(shape[0], device=device)
+    for start in range(0, batch_size, rows):
+        n = min(rows, batch_size - start)
+        x = _sample_ibf(n, p, model.signed_inputs, gen)  # (I, n, F)
+        total += _autograd_loss(model, x, imp) * n
+    return (total / batch_size).cpu()
 
 
 def best_of_restarts(loss: torch.Tensor, n_restarts: int) -> torch.Tensor:

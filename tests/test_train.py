@@ -1,0 +1,324 @@
+"""The training loop: hand-written gradients, data distribution, AdamW, determinism, bad input."""
+
+import importlib
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import supersim as ss
+
+tr = importlib.import_module("supersim.train")  # the module (ss.train is the function)
+
+MODELS = {
+    "toy relu": lambda: ss.ToyModel(7, 3, 4, seed=1),
+    "toy linear": lambda: ss.ToyModel(7, 3, 4, activation="linear", seed=1),
+    "toy hidden relu": lambda: ss.ToyModel(7, 3, 4, hidden_relu=True, seed=1),
+    "abs": lambda: ss.AbsModel(7, 5, 4, seed=1),
+}
+
+
+def _sparse(shape, p, signed, gen, dtype=torch.float64):
+    u = torch.rand(shape, generator=gen, dtype=dtype)
+    x = torch.rand(shape, generator=gen, dtype=dtype) * (u < p)
+    return 2 * x - (x != 0).to(dtype) if signed else x
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_hand_written_gradients_match_autograd(name):
+    gen = torch.Generator().manual_seed(0)
+    model = MODELS[name]().double()
+    with torch.no_grad():  # move away from the init (b = 0), so every ReLU mask is mixed
+        for prm in model.parameters():
+            prm.add_(0.3 * torch.randn(prm.shape, generator=gen, dtype=torch.float64))
+    x = _sparse((4, 64, 7), 0.5, model.signed_inputs, gen)  # (I, B, F)
+    importance = torch.rand(4, 7, generator=gen, dtype=torch.float64)
+    loss, grads = tr.loss_and_grads(model, x, importance)
+    reference = tr._autograd_loss(model, x, importance)
+    reference.sum().backward()
+    assert torch.allclose(loss, reference.detach(), rtol=0, atol=1e-14), (loss, reference)
+    assert set(grads) == {n for n, _ in model.named_parameters()}
+    for n, g in grads.items():
+        want = getattr(model, n).grad
+        assert want.abs().max() > 1e-3, f"{n}: autograd gradient is ~0, the check would be empty"
+        assert torch.allclose(g, want, rtol=0, atol=1e-14), f"{name}: d{n} differs"
+
+
+def test_loss_and_grads_rejects_other_models():
+    with pytest.raises(TypeError, match="hand-written"):
+        tr.loss_and_grads(nn.Linear(2, 2), torch.zeros(1, 1, 2), torch.ones(1, 2))
+
+
+def _spy_features(monkeypatch, model, p, steps=3, batch_size=4096):
+    """The batches (I, F, B) the trainer feeds `model`, recorded from inside the loop."""
+    seen = []
+    name = "_abs_grads" if isinstance(model, ss.AbsModel) else "_toy_grads"
+    real = getattr(tr, name)
+
+    position = 3 if isinstance(model, ss.AbsModel) else 2  # of xn = -x in the arguments
+
+    def spy(*args, **kwargs):
+        seen.append(-args[position].clone())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tr, name, spy)
+    ss.train(model, feature_probability=p, steps=steps, batch_size=batch_size, progress=False)
+    return torch.cat(seen, dim=2)  # (I, F, steps * B)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_training_batches_have_the_papers_distribution(monkeypatch, signed):
+    p = torch.tensor([0.0, 0.02, 0.3, 0.9, 1.0])  # one density per instance
+    model = ss.AbsModel(6, 4, 5) if signed else ss.ToyModel(6, 4, 5)
+    x = _spy_features(monkeypatch, model, p[:, None])
+    n = x.shape[1] * x.shape[2]
+    for k, pk in enumerate(p.tolist()):
+        values = x[k][x[k] != 0]
+        freq = values.numel() / n
+        assert abs(freq - pk) <= 5 * (pk * (1 - pk) / n) ** 0.5 + 1e-9, (pk, freq)
+        if pk == 0:
+            continue
+        # active values are U[0, 1) (or U[-1, 1)): mean 1/2 (or 0), variance 1/12 (or 1/3)
+        mean, var = (0.0, 1 / 3) if signed else (0.5, 1 / 12)
+        assert abs(values.mean().item() - mean) < 5 * (var / values.numel()) ** 0.5
+        assert abs(values.var().item() - var) < 0.05 * var
+        assert values.min() >= (-1 if signed else 0) and values.max() < 1
+
+
+def test_features_are_independent_across_batch_and_steps(monkeypatch):
+    x = _spy_features(monkeypatch, ss.ToyModel(2, 1, 1), 0.5, steps=4, batch_size=8192)
+    active = (x[0] != 0).float()  # (F, steps * B)
+    # feature 0 vs feature 1, and every sample vs the next one (also across step boundaries)
+    for a, b in ((active[0], active[1]), (active[0, :-1], active[0, 1:])):
+        corr = torch.corrcoef(torch.stack([a, b]))[0, 1].item()
+        assert abs(corr) < 5 / a.numel() ** 0.5, corr
+
+
+def test_same_seed_same_result_and_threads_do_not_matter():
+    p = ss.sparsity_sweep(6)[:, None]
+
+    def run(seed, threads):
+        model = ss.ToyModel(40, 5, 6, seed=3)
+        hist = ss.train(model, feature_probability=p, steps=30, seed=seed, threads=threads,
+                        progress=False)
+        return hist, model.W.detach().clone()
+
+    h1, w1 = run(0, 1)
+    h2, w2 = run(0, 1)
+    h3, w3 = run(0, 2)
+    h4, _ = run(1, 1)
+    assert torch.equal(h1, h2) and torch.equal(w1, w2), "same seed must give the same run"
+    assert torch.equal(h1, h3) and torch.equal(w1, w3), "the thread count must not change numbers"
+    assert not torch.equal(h1, h4), "another seed must give other batches"
+
+
+def test_chunks_cover_the_instances_and_run_on_several_threads():
+    rows = tr._chunk_rows(20, 200, 1024, torch.device("cpu"))
+    assert len(rows) > 1, "a big sweep should be cut into cache-sized chunks"
+    covered = torch.zeros(20, dtype=torch.int64)
+    for r in rows:
+        covered[r] += 1
+    assert torch.equal(covered, torch.ones(20, dtype=torch.int64))
+    assert tr._chunk_rows(20, 200, 1024, torch.device("meta")) == [slice(0, 20)]
+    groups = tr._split(list(range(7)), 2)
+    assert sum(groups, []) == list(range(7)) and sorted(map(len, groups)) == [3, 4]
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_adamw_update_matches_torch(fused):
+    if fused and not tr._fused_adamw_works(torch.device("cpu")):
+        pytest.skip("this torch has no fused AdamW on the CPU")
+    gen = torch.Generator().manual_seed(0)
+    params = [torch.randn(3, 4, generator=gen), torch.randn(5, generator=gen)]
+    ref = [nn.Parameter(p.clone()) for p in params]
+    opt = torch.optim.AdamW(ref, lr=3e-3, weight_decay=0.05)
+    m = [torch.zeros_like(p) for p in params]
+    v = [torch.zeros_like(p) for p in params]
+    count = torch.zeros(())
+    for t in range(1, 6):
+        grads = [torch.randn(p.shape, generator=gen) for p in params]
+        tr._adamw(params, grads, m, v, [count, count], t, 3e-3, 0.05, fused)
+        for r, g in zip(ref, grads, strict=True):
+            r.grad = g.clone()
+        opt.step()
+    for p, r in zip(params, ref, strict=True):
+        assert torch.allclose(p, r.detach(), rtol=1e-5, atol=1e-7)
+
+
+def test_plain_adamw_trains_like_fused(monkeypatch):
+    if not tr._fused_adamw_works(torch.device("cpu")):
+        pytest.skip("this torch has no fused AdamW on the CPU")
+    kw = dict(feature_probability=0.3, steps=20, progress=False)
+    fused, plain = ss.ToyModel(6, 2, 3), ss.ToyModel(6, 2, 3)
+    h_fused = ss.train(fused, **kw)
+    monkeypatch.setattr(tr, "_fused_adamw_works", lambda device: False)
+    h_plain = ss.train(plain, **kw)
+    assert torch.allclose(h_fused, h_plain, rtol=1e-4)
+    assert torch.allclose(fused.W, plain.W, atol=1e-5)
+
+
+class _Generic(nn.Module):
+    """A ToyModel the trainer does not recognise, so it goes through the autograd loop."""
+
+    signed_inputs = False
+
+    def __init__(self, inner: ss.ToyModel):
+        super().__init__()
+        self.inner = inner
+        self.n_instances, self.n_features = inner.n_instances, inner.n_features
+
+    def _forward(self, x):
+        return self.inner._forward(x)
+
+    def target(self, x):
+        return x
+
+
+def test_fast_loop_trains_like_the_autograd_loop():
+    p = ss.sparsity_sweep(8, 0.1)[:, None]
+    imp = ss.importance_decay(10, 0.9)
+    fast, slow = ss.ToyModel(10, 3, 8, seed=2), _Generic(ss.ToyModel(10, 3, 8, seed=2))
+    kw = dict(feature_probability=p, importance=imp, steps=600, lr=5e-3, progress=False)
+    h_fast, h_slow = ss.train(fast, **kw), ss.train(slow, **kw)
+    assert h_fast.shape == h_slow.shape == (600, 8)
+    ev = dict(feature_probability=p, importance=imp, batch_size=50_000)
+    l_fast, l_slow = ss.evaluate(fast, **ev), ss.evaluate(slow.inner, **ev)
+    assert l_fast.mean() < 0.7 * h_fast[:20].mean(), "training should lower the loss"
+    # different random batches, same dynamics: the sweep's mean loss agrees to a few percent
+    assert abs(l_fast.mean() / l_slow.mean() - 1) < 0.05, (l_fast, l_slow)
+
+
+def test_history_is_the_loss_of_each_batch(monkeypatch):
+    model = ss.ToyModel(5, 2, 3)
+    seen = []
+    real = tr._toy_grads
+
+    def spy(W, b, xn, imps, relu_out, hidden_relu, loss2, gW, gb):
+        x = -xn.transpose(1, 2)  # (I, B, F)
+        out = torch.relu(torch.baddbmm(b.unsqueeze(1), torch.bmm(x, W.transpose(1, 2)), W))
+        imp = imps * x.shape[1] * x.shape[2] / 2  # back to the importance
+        seen.append((imp.transpose(1, 2) * (out - x).square()).mean(dim=(1, 2)))
+        return real(W, b, xn, imps, relu_out, hidden_relu, loss2, gW, gb)
+
+    monkeypatch.setattr(tr, "_toy_grads", spy)
+    hist = ss.train(model, feature_probability=0.4, importance=[1, 2, 3, 4, 5], steps=4,
+                    progress=False)
+    assert torch.allclose(hist, torch.stack(seen), rtol=1e-5)
+
+
+def test_cosine_schedule_and_warmup():
+    at = tr._lr_at(1e-2, "cosine", 100, 10)
+    assert at(0) == pytest.approx(1e-3) and at(9) == pytest.approx(1e-2)
+    assert at(10) == pytest.approx(1e-2) and at(99) < 1e-5
+    const = tr._lr_at(1e-3, "constant", 100, 0)
+    assert {const(k) for k in range(100)} == {1e-3}
+
+
+def test_abs_model_learns_absolute_value():
+    model = ss.AbsModel(3, 6, 2, seed=0)
+    kw = dict(feature_probability=1.0)
+    before = ss.evaluate(model, **kw)
+    ss.train(model, steps=1500, lr=1e-2, progress=False, **kw)
+    after = ss.evaluate(model, **kw)
+    assert (after < 0.1 * before).all(), (before, after)
+
+
+def test_trains_silently_and_leaves_thread_count_alone(capsys):
+    threads = torch.get_num_threads()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = ss.ToyModel(200, 20, 4)
+        ss.train(model, feature_probability=0.1, steps=3, threads=2, progress=False)
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+    assert torch.get_num_threads() == threads
+    assert model.W.grad is None and model.b.grad is None
+
+
+def test_error_in_a_worker_thread_reaches_the_caller(monkeypatch):
+    calls = []
+    real = tr._toy_grads
+
+    def flaky(*args):
+        calls.append(1)
+        if len(calls) == 7:
+            raise FloatingPointError("boom")
+        return real(*args)
+
+    monkeypatch.setattr(tr, "_toy_grads", flaky)
+    with pytest.raises(FloatingPointError, match="boom"):
+        ss.train(ss.ToyModel(200, 4, 8), feature_probability=0.1, steps=50, threads=2,
+                 progress=False)
+
+
+def test_evaluate_in_pieces_matches_one_piece():
+    model = ss.ToyModel(30, 4, 3)
+    p = torch.tensor([[1.0], [0.3], [0.05]])
+    small = ss.evaluate(model, feature_probability=p, batch_size=2000, seed=5)
+    assert small.shape == (3,)
+    # a batch too big for one piece is evaluated in pieces: same expectation
+    big = ss.evaluate(model, feature_probability=p, batch_size=200_000, seed=6)
+    assert torch.allclose(small, big, rtol=0.1)
+
+
+def test_best_of_restarts_picks_the_lowest_loss_per_group():
+    loss = torch.tensor([3.0, 1.0, 2.0, 0.5, 0.7, 0.9])
+    assert ss.best_of_restarts(loss, 3).tolist() == [1, 3]
+    with pytest.raises(ValueError, match="n_restarts"):
+        ss.best_of_restarts(loss, 4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_same_loop_on_cuda():
+    model = ss.ToyModel(20, 5, 4, device="cuda")
+    hist = ss.train(model, feature_probability=0.1, steps=200, progress=False)
+    assert hist.device.type == "cpu" and hist[-20:].mean() < hist[:20].mean()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(steps=0), "steps"),
+        (dict(batch_size=-1), "batch_size"),
+        (dict(lr=-1e-3), "lr"),
+        (dict(weight_decay=float("nan")), "weight_decay"),
+        (dict(schedule="linear"), "schedule"),
+        (dict(seed=1.5), "seed"),
+        (dict(threads=0), "threads"),
+        (dict(warmup=11), r"warmup must be an integer in \[0, steps=10\]"),
+        (dict(warmup=-1), "warmup"),
+        (dict(feature_probability=1.5), r"feature_probability must lie in \[0.0, 1.0\]"),
+        (dict(importance=torch.ones(3)), "importance must broadcast"),
+    ],
+)
+def test_bad_input_is_rejected_before_training(kwargs, match):
+    model = ss.ToyModel(5, 2, 2)
+    before = model.W.detach().clone()
+    args = dict(feature_probability=0.5, steps=10, progress=False) | kwargs
+    with pytest.raises(ValueError, match=match):
+        ss.train(model, **args)
+    assert torch.equal(model.W, before)
+
+
+def test_rejects_a_model_it_cannot_train():
+    with pytest.raises(ValueError, match="model must be a supersim model"):
+        ss.train(nn.Linear(3, 3), feature_probability=0.5, steps=2)
+
+
+class _HiddenBias(ss.ToyModel):
+    """A subclass that changes the forward pass (the 04c exercise): it must not take the fast path."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.b_hidden = nn.Parameter(torch.zeros(self.n_instances, self.d_hidden))
+
+    def _hidden(self, x):
+        h = torch.bmm(x, self.W.transpose(1, 2)) + self.b_hidden[:, None, :]  # (I, B, H)
+        return torch.relu(h)
+
+
+def test_subclasses_train_through_autograd():
+    model = _HiddenBias(6, 2, 2, hidden_relu=True, seed=0)
+    ss.train(model, feature_probability=0.3, steps=200, lr=1e-2, progress=False)
+    assert model.b_hidden.abs().max() > 1e-3, "the subclass's own parameter was never trained"
