@@ -4,7 +4,15 @@ The helper package of the supersim book. Each module follows one concern of the 
 data (sparse features), models (toy models), train (one batched loop), metrics, plot, widgets.
 """
 
-from .data import importance_decay, sample_features, sparsity_sweep
+from .data import importance_decay, sample_correlated_features, sample_features, sparsity_sweep
+from .geometry import (
+    coherence,
+    cosine_matrix,
+    jl_dimension,
+    pack,
+    random_unit_vectors,
+    welch_bound,
+)
 from .metrics import (
     dimensions_per_feature,
     feature_dimensionality,
@@ -13,25 +21,50 @@ from .metrics import (
     superposition,
 )
 from .models import AbsModel, ToyModel, resolve_device
+from .sae import (
+    SparseAutoencoder,
+    fraction_recovered,
+    ista,
+    learn_dictionary,
+    max_cosine,
+    mmcs,
+    sparse_synthetic,
+    train_sae,
+)
 from .train import best_of_restarts, evaluate, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AbsModel",
+    "SparseAutoencoder",
     "ToyModel",
     "best_of_restarts",
+    "coherence",
+    "cosine_matrix",
     "dimensions_per_feature",
     "evaluate",
     "feature_dimensionality",
     "feature_norms",
+    "fraction_recovered",
     "importance_decay",
+    "ista",
+    "jl_dimension",
+    "learn_dictionary",
+    "max_cosine",
+    "mmcs",
     "n_represented",
+    "pack",
+    "random_unit_vectors",
     "resolve_device",
+    "sample_correlated_features",
     "sample_features",
+    "sparse_synthetic",
     "sparsity_sweep",
     "superposition",
     "train",
+    "train_sae",
+    "welch_bound",
 ]
 
-from . import notebook, plot, widgets  # noqa: E402, F401  (submodules, for tab completion)
+from . import basis, geometry, neurons, notebook, phase, plot, widgets  # noqa: E402, F401  (submodules, for tab completion)

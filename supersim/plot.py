@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.colors import Normalize
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from .metrics import superposition
 
@@ -155,7 +156,8 @@ def neuron_matrix(
     if title:
         ax.set_title(title, fontsize=9)
     if colorbar:
-        fig.colorbar(im, ax=ax, shrink=0.8, label="weight")
+        cbar = fig.colorbar(im, ax=ax, shrink=0.8)
+        cbar.ax.tick_params(labelsize=7)
     return fig
 
 
@@ -168,14 +170,18 @@ def neuron_stack(
     signed: bool = False,
     order=None,
     shade=None,
+    min_share: float | None = None,
     title: str = "",
     legend: bool = False,
 ):
-    """A neuron stack plot: one bar per neuron, stacking |W1[k, i]| with one colour per feature.
+    """A neuron stack plot: one bar per neuron, stacking abs(W1[k, i]), one colour per feature.
 
     `signed=True` stacks positive weights up and negative ones down. `order` is a neuron order
-    (e.g. `neurons.sort_neurons`); `shade` a per-neuron boolean that puts a grey band behind
-    the neurons it marks (e.g. the polysemantic ones). Draws one bar container per feature.
+    (e.g. `neurons.sort_neurons`); `shade` a per-neuron boolean that puts a pale band behind
+    the neurons it marks (e.g. the polysemantic ones). With `min_share`, the features with less
+    than that share of a neuron's squared weight are lumped into one grey block on top.
+    Draws one bar container per feature (with `min_share`: per feature left after lumping,
+    plus one for the lump).
     """
     W1 = _np(W1)
     if W1.ndim != 2:
@@ -184,17 +190,25 @@ def neuron_stack(
     order = np.arange(n_neurons) if order is None else _np(order).astype(int).reshape(-1)
     if sorted(order.tolist()) != list(range(n_neurons)):
         raise ValueError(f"order must be a permutation of the {n_neurons} neurons")
+    if min_share is not None and not 0 < min_share <= 1:
+        raise ValueError(f"min_share must lie in (0, 1], got {min_share!r}")
     W1 = W1[order]
+    small = np.zeros_like(W1, dtype=bool)
+    if min_share is not None:
+        sq = W1**2
+        small = sq < min_share * sq.sum(1, keepdims=True)
     palette = _feature_palette(n_features, importance, colors)
     fig, ax = _axes(ax, (max(2.5, 0.18 * n_neurons + 1), 2.4))
     x = np.arange(n_neurons)
     if shade is not None:
         marked = _np(shade).astype(bool).reshape(-1)[order]
         for k in np.flatnonzero(marked):
-            ax.axvspan(k - 0.5, k + 0.5, color="0.92", zorder=0, lw=0)
+            ax.axvspan(k - 0.5, k + 0.5, color="#fbe3e3", zorder=0, lw=0)
     up, down = np.zeros(n_neurons), np.zeros(n_neurons)
     for i in range(n_features):
-        w = W1[:, i]
+        w = np.where(small[:, i], 0.0, W1[:, i])
+        if min_share is not None and not w.any():
+            continue  # lumped everywhere: nothing to draw (and 100 empty bar sets are slow)
         if signed:
             pos, neg = np.clip(w, 0, None), np.clip(w, None, 0)
             height, bottom = np.where(w >= 0, pos, neg), np.where(w >= 0, up, down)
@@ -203,6 +217,9 @@ def neuron_stack(
             height, bottom = np.abs(w), up
             up = up + height
         ax.bar(x, height, bottom=bottom, width=0.8, color=palette[i], lw=0, label=f"x{i}", zorder=2)
+    if min_share is not None:
+        rest = np.where(small, np.abs(W1), 0.0).sum(1)
+        ax.bar(x, rest, bottom=up, width=0.8, color="0.85", lw=0, label="other", zorder=2)
     if signed:
         ax.axhline(0, color="0.3", lw=0.6, zorder=3)
     ax.set_xlim(-0.6, n_neurons - 0.4)
@@ -213,14 +230,15 @@ def neuron_stack(
     if title:
         ax.set_title(title, fontsize=9)
     if legend:
-        ax.legend(fontsize=7, frameon=False, ncol=min(n_features, 6), loc="upper right")
+        ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
 
 def neuron_graph(W1, W2, ax=None, *, min_weight: float = 0.1, labels: bool = True, title: str = ""):
-    """The network as a graph: inputs, neurons, outputs; edges drawn for |weight| > `min_weight`.
+    """The network as a graph: inputs, neurons, outputs; edges for weights beyond `min_weight`.
 
-    Edge width grows with |weight|; red edges are positive, blue negative. One line per edge.
+    Edge width grows with the absolute weight; red edges are positive, blue negative. One line
+    per edge.
     """
     W1, W2 = _np(W1), _np(W2)
     if W1.ndim != 2 or W2.shape != W1.T.shape:
@@ -256,22 +274,22 @@ def neuron_graph(W1, W2, ax=None, *, min_weight: float = 0.1, labels: bool = Tru
 
 
 def neuron_stack_grid(
-    W1, *, titles, importance=None, orders=None, shades=None, ncols=None, fig=None
+    W1, *, titles, importance=None, orders=None, shades=None, min_share=None, ncols=None, fig=None
 ):
-    """One `neuron_stack` panel (|W1|) per instance of a (instances, neurons, features) W1."""
+    """One `neuron_stack` panel of abs(W1) per instance of a (instances, neurons, features) W1."""
     W1 = _np(W1)
     n = W1.shape[0]
     ncols = ncols or n
     nrows = -(-n // ncols)
     if fig is None:
-        fig = plt.figure(figsize=(2.3 * ncols, 1.9 * nrows + 0.3))
-    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
+        fig = plt.figure(figsize=(2.3 * ncols, 2.1 * nrows + 0.3))
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True, gridspec_kw={"hspace": 0.5})
     for k, ax in enumerate(axes.flat):
         if k >= n:
             ax.set_axis_off()
             continue
         neuron_stack(
-            W1[k], ax, importance=importance, title=titles[k],
+            W1[k], ax, importance=importance, title=titles[k], min_share=min_share,
             order=None if orders is None else orders[k],
             shade=None if shades is None else shades[k],
         )
@@ -280,28 +298,34 @@ def neuron_stack_grid(
     return fig
 
 
-def polysemanticity_bars(counts, ax=None, *, labels, bins=(1, 2, 4), title: str = ""):
-    """Stacked bars, one per model, of the share of its neurons by feature count.
+def polysemanticity_bars(
+    values,
+    ax=None,
+    *,
+    labels,
+    edges=(1.5, 3.5),
+    names=("1", "2-3", "4+"),
+    title: str = "",
+):
+    """Stacked bars, one per model, of the share of its neurons in each polysemanticity group.
 
-    `counts` is (models, neurons) from `neurons.neuron_polysemanticity`; `bins` are the lower
-    edges of the groups after "unused" (0): by default 1, 2-3 and 4 or more features.
+    `values` is (models, neurons), e.g. `neurons.neuron_polysemanticity`; the groups are split
+    at `edges` (by default: about one feature, two or three, four or more) and named `names`.
     """
-    counts = _np(counts)
-    if counts.ndim != 2 or len(labels) != counts.shape[0]:
+    values = _np(values)
+    if values.ndim != 2 or len(labels) != values.shape[0]:
         raise ValueError(
-            f"counts must be (models, neurons) with one label per model, got {counts.shape}"
+            f"values must be (models, neurons) with one label per model, got {values.shape}"
         )
+    if len(names) != len(edges) + 1:
+        raise ValueError(f"names must give one name per group ({len(edges) + 1}), got {len(names)}")
     fig, ax = _axes(ax, (4.2, 2.4))
-    edges = [0, *bins, np.inf]
-    names = ["unused"]
-    for lo, hi in zip(bins, [*bins[1:], np.inf], strict=True):
-        names.append(f"{lo}" if hi == lo + 1 else (f"{lo}+" if hi == np.inf else f"{lo}-{hi - 1}"))
-    shades = plt.get_cmap("magma")(np.linspace(0.9, 0.25, len(edges) - 2))
-    palette = ["0.85", *shades]
-    x = np.arange(counts.shape[0])
-    bottom = np.zeros(counts.shape[0])
-    for g, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
-        frac = ((counts >= lo) & (counts < hi)).mean(1)
+    bounds = [-np.inf, *edges, np.inf]
+    palette = plt.get_cmap("magma")(np.linspace(0.85, 0.2, len(names)))
+    x = np.arange(values.shape[0])
+    bottom = np.zeros(values.shape[0])
+    for g, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        frac = ((values >= lo) & (values < hi)).mean(1)
         ax.bar(x, frac, bottom=bottom, color=palette[g], width=0.75, label=names[g])
         bottom += frac
     ax.set_xticks(x, labels, fontsize=7)
@@ -320,23 +344,29 @@ def polysemanticity_bars(counts, ax=None, *, labels, bins=(1, 2, 4), title: str 
 
 def readback_histogram(
     errors, ax=None, *, predicted_std=None, span=None, bins: int = 61, color="C0", label=None,
-    title: str = "",
+    fill: bool = True, title: str = "",
 ):
     """Histogram (density, log scale) of read-back errors, with the predicted Gaussian if given.
 
     Errors beyond +-`span` are piled into the outermost bins, so no mass silently disappears.
+    `fill=False` draws an outline, to overlay a second histogram on a filled one.
     """
     e = _np(errors).ravel()
     fig, ax = _axes(ax, (3.2, 2.4))
     scale = predicted_std if predicted_std else (e.std() if e.size else 1.0)
     span = span or max(4 * scale, 1e-3)
     edges = np.linspace(-span, span, bins)
-    ax.hist(np.clip(e, -span, span), bins=edges, density=True, color=color, alpha=0.7, label=label)
+    counts, _ = np.histogram(np.clip(e, -span, span), bins=edges, density=True)
+    # one filled step artist instead of a patch per bar: much faster to draw in explorers
+    ax.stairs(counts, edges, fill=fill, color=color, alpha=0.6 if fill else 1.0, lw=1.2, label=label)
     if predicted_std:
         g = np.linspace(-span, span, 200)
         pdf = np.exp(-0.5 * (g / predicted_std) ** 2) / (predicted_std * np.sqrt(2 * np.pi))
         ax.plot(g, pdf, color="k", lw=1, label="predicted Gaussian")
     ax.set_yscale("log")
+    # plain tick labels: the default log labels go through mathtext, slow for explorer frames
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("read-back error", fontsize=8)
     ax.tick_params(labelsize=7)
     if title:
@@ -366,13 +396,337 @@ def neuron_responses(R, ax=None, *, title: str = "", ymax: float | None = None):
 
 
 def response_matrix(R, ax=None, *, title: str = "", xlabel: str = "feature", ylabel: str = "unit"):
-    """Heatmap of |R| for a (units, features) table: one bright cell per row is monosemantic."""
+    """Heatmap of abs(R) for a (units, features) table: one bright cell per row is monosemantic."""
     R = np.abs(_np(R))
     fig, ax = _axes(ax, (2.6, 2.6))
     ax.imshow(R, cmap="Greys", vmin=0, vmax=max(float(R.max()), 1e-12))
     ax.set(xticks=[], yticks=[])
     ax.set_xlabel(xlabel, fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+# Chapter 6 ("Recovering features with sparse autoencoders"): learned dictionaries vs the truth.
+# Directions are rows here, as in `supersim.sae`: truth (features, d), learned (latents, d).
+
+
+def _unit_rows(V) -> np.ndarray:
+    V = _np(V).astype(float)
+    return V / np.maximum(np.linalg.norm(V, axis=-1, keepdims=True), 1e-12)
+
+
+def cosine_match(learned, truth, ax=None, *, alive=None, title: str = ""):
+    """Heatmap of cos(true feature, learned latent), latents sorted by the feature they match.
+
+    A dictionary that recovers every feature shows one red cell per row; dead latents (where
+    `alive` is False) go to the right of a grey line.
+    """
+    L, T = _unit_rows(learned), _unit_rows(truth)
+    cos = T @ L.T  # (features, latents)
+    alive = np.ones(len(L), bool) if alive is None else np.asarray(_np(alive), bool)
+    best = cos.argmax(0)
+    order = np.lexsort((-cos.max(0), best, ~alive))  # alive first, then by matched feature
+    fig, ax = _axes(ax, (3.4, 2.4))
+    ax.imshow(cos[:, order], cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
+    if (~alive).any():
+        ax.axvline(alive.sum() - 0.5, color="0.5", lw=1)
+    ax.set(xticks=[], yticks=[])
+    ax.set_xlabel("learned latents", fontsize=8)
+    ax.set_ylabel("true features", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def max_cosine_bars(learned, truth, ax=None, *, threshold: float = 0.9, title: str = ""):
+    """Per true feature, the best cosine with any learned latent; a dashed line at `threshold`."""
+    best = (_unit_rows(truth) @ _unit_rows(learned).T).max(1)
+    fig, ax = _axes(ax, (3, 2.2))
+    colors = np.where(best > threshold, "#2a788e", "#e76f51")
+    ax.bar(np.arange(len(best)), best, color=colors, width=0.85)
+    ax.axhline(threshold, color="0.4", lw=0.8, ls="--")
+    ax.set(ylim=(0, 1.02), xlim=(-0.7, len(best) - 0.3), xticks=[])
+    ax.set_xlabel("true feature", fontsize=8)
+    ax.set_ylabel("best cosine", fontsize=8)
+    ax.tick_params(labelsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def recovery_curve(
+    values, scores, ax=None, *, xlabel: str, ylabel: str = "MMCS", logx: bool = False,
+    label: str | None = None, color=None,
+):
+    """A score against a swept setting: the mean over seeds as a line, each seed as a dot.
+
+    `scores` is (len(values), seeds).
+    """
+    values, scores = np.asarray(values, float), _np(scores).reshape(len(values), -1)
+    fig, ax = _axes(ax, (3, 2.4))
+    (line,) = ax.plot(values, scores.mean(1), marker="o", ms=3, lw=1.5, color=color, label=label)
+    for s in range(scores.shape[1]):
+        ax.scatter(values, scores[:, s], s=8, color=line.get_color(), alpha=0.45, lw=0)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.tick_params(labelsize=7)
+    return fig
+
+
+def sae_directions(truth, learned, ax=None, *, alive=None, title: str = "", lim: float = 1.3):
+    """2-D picture: true feature directions as arrows, learned decoder rows as dashed spokes.
+
+    `truth` is (features, 2) (e.g. a toy model's W transposed); latents that never fire
+    (`alive` False) are drawn in grey.
+    """
+    T, L = _np(truth), _unit_rows(learned)
+    if T.ndim != 2 or T.shape[1] != 2 or L.shape[1] != 2:
+        raise ValueError(f"truth and learned must be (n, 2), got {T.shape} and {L.shape}")
+    alive = np.ones(len(L), bool) if alive is None else np.asarray(_np(alive), bool)
+    fig, ax = _axes(ax, (2.4, 2.4))
+    for j, (x, y) in enumerate(L):
+        color, style = ("#d62828", "--") if alive[j] else ("0.65", ":")
+        ax.plot([0, x], [0, y], color=color, ls=style, lw=1.2, zorder=2)
+        ax.scatter(x, y, color=color, s=14, marker="x" if not alive[j] else "o", zorder=4)
+    for x, y in T:
+        ax.annotate("", (x, y), (0, 0), arrowprops=dict(arrowstyle="->", color="#264653", lw=1.6))
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xticks=[], yticks=[])
+    ax.axhline(0, color="0.88", lw=0.6, zorder=0)
+    ax.axvline(0, color="0.88", lw=0.6, zorder=0)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+# --- Chapter 4b ("The geometry of superposition and phase changes") -----------------------------
+
+_PHASE_COLORS = ("#d9d9d9", "#f4a261", "#2a6f97")  # ignored, superposed, dedicated
+_STICKY = ((1.0, "1: own dimension"), (3 / 4, "3/4: tetrahedron"), (2 / 3, "2/3: triangle"),
+           (1 / 2, "1/2: digon"), (2 / 5, "2/5: pentagon"), (3 / 8, "3/8: square antiprism"))
+
+
+def _log_edges(values: np.ndarray) -> np.ndarray:
+    """Cell edges for log-spaced centres: geometric midpoints, extended by half a step."""
+    v = np.log(values)
+    mid = (v[1:] + v[:-1]) / 2
+    return np.exp(np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]]))
+
+
+def phase_diagram(
+    phase, importances, densities, ax=None, *, n_features: int = 2, boundaries: bool = True,
+    marks=None, title: str = "", legend: bool = True,
+):
+    """Phase-diagram cells (importance rows, density columns) coloured by what the extra feature got.
+
+    Grey: ignored, orange: superposed, blue: dedicated. Densities run from dense (left) to
+    sparse (right). `boundaries` overlays the closed-form boundaries of `phase.superposition_window`
+    for `n_features` (2 or 3); `marks` is an optional (R, D) boolean grid of cells to cross out.
+    """
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    from . import phase as _phase
+
+    P = _np(phase)
+    r, d = _np(importances).astype(float).ravel(), _np(densities).astype(float).ravel()
+    if P.shape != (len(r), len(d)):
+        raise ValueError(f"phase must be (importances, densities) = ({len(r)}, {len(d)}), got {P.shape}")
+    fig, ax = _axes(ax, (3.4, 3.0))
+    ax.pcolormesh(_log_edges(d), _log_edges(r), P, cmap=ListedColormap(_PHASE_COLORS), vmin=-0.5,
+                  vmax=2.5, shading="flat", edgecolors="white", linewidth=0.3)
+    ax.set(xscale="log", yscale="log")
+    ax.set_xlim(_log_edges(d)[[0, -1]])  # dense on the left
+    ax.set_ylim(_log_edges(r)[[0, -1]])
+    if boundaries:
+        t = _phase.TRIPLE_POINT[0]
+        fine = np.geomspace(min(d.min(), t) * 0.5, t, 200)
+        low, high = (x.numpy() for x in _phase.superposition_window(fine, n_features))
+        ax.plot(fine, low, color="k", lw=1.2)
+        ax.plot(fine, np.broadcast_to(high, fine.shape), color="k", lw=1.2)
+        ax.plot([t, max(d.max(), 1.0) * 2], [1.0, 1.0], color="k", lw=1.2)
+        ax.scatter([t], [_phase.TRIPLE_POINT[1]], color="k", s=14, zorder=4)
+    if marks is not None:
+        ii, jj = np.nonzero(_np(marks))
+        ax.scatter(d[jj], r[ii], marker="x", color="k", s=16, lw=0.9, zorder=5)
+    ax.set_xlabel("density 1 - S", fontsize=8)
+    ax.set_ylabel("importance of the extra feature", fontsize=8)
+    ax.tick_params(labelsize=7)
+    if legend:
+        handles = [Patch(color=c, label=n) for c, n in zip(_PHASE_COLORS, _phase.PHASES, strict=True)]
+        ax.legend(handles=handles, fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def closed_form_loss_curves(density: float, ax=None, *, n_features: int = 2, empirical=None, title: str = ""):
+    """The three hand-built solutions' losses against the extra feature's importance, at one density.
+
+    `empirical` is an optional pair (importances, losses) of trained models' losses (summed over
+    features, like the closed forms), drawn as dots on top of the lines.
+    """
+    from . import phase as _phase
+
+    fig, ax = _axes(ax, (3.4, 2.6))
+    r = np.geomspace(0.1, 10, 200)
+    L = _phase.closed_form_losses(float(density), r, n_features).numpy()  # (200, 3)
+    for k, name in enumerate(_phase.PHASES):
+        ax.plot(r, L[:, k], color=_PHASE_COLORS[k] if k else "0.45", lw=1.6, label=name)
+    if empirical is not None:
+        er, el = (_np(v).ravel() for v in empirical)
+        ax.scatter(er, el, color="k", s=12, zorder=4, label="trained (best restart)")
+    ax.set(xscale="log", yscale="log")
+    ax.set_xlabel("importance of the extra feature", fontsize=8)
+    ax.set_ylabel("expected loss", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, frameon=False)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def dimensionality_scatter(W, densities, ax=None, *, title: str = "", legend: bool = True):
+    """Feature dimensionality D_i of every feature (dots) and D* (line) against 1 / (1 - S).
+
+    W is (instances, hidden, features) with instance k trained at density `densities[k]`;
+    instances sharing a density (seeds) are pooled, and the line joins their mean D*. Dotted
+    lines mark the values of small polytopes: 1, 3/4, 2/3, 1/2, 2/5, 3/8.
+    """
+    from .metrics import dimensions_per_feature, feature_dimensionality
+
+    W = torch.as_tensor(W).detach().cpu()
+    d = _np(densities).astype(float).ravel()
+    if W.dim() != 3 or len(d) != W.shape[0]:
+        raise ValueError(f"W must be (instances, hidden, features) with one density per instance, "
+                         f"got {tuple(W.shape)} and {len(d)} densities")
+    D, Dstar = feature_dimensionality(W).numpy(), dimensions_per_feature(W).numpy()
+    fig, ax = _axes(ax, (5.0, 3.0))
+    rng = np.random.default_rng(0)  # jitter only spreads the dots sideways; fixed for the page
+    x = 1 / d
+    for k in range(len(d)):
+        spread = np.exp(rng.uniform(-0.06, 0.06, D.shape[1]))
+        ax.scatter(x[k] * spread, D[k], s=5, color="#2a6f97", alpha=0.35, lw=0)
+    uniq = np.unique(x)
+    ax.plot(uniq, [Dstar[x == u].mean() for u in uniq], color="k", lw=1.4, marker="o", ms=3,
+            label="dimensions per feature D*")
+    for value, name in _STICKY:
+        ax.axhline(value, color="0.5", lw=0.6, ls=":", zorder=0)
+        # neighbouring values (3/4 and 2/3, 2/5 and 3/8) get their labels pushed apart
+        va = {3 / 4: "bottom", 2 / 3: "top", 2 / 5: "bottom", 3 / 8: "top"}.get(value, "center")
+        ax.text(x.max() * 1.25, value, name, fontsize=6.5, va=va, color="0.3")
+    ax.set_xscale("log")
+    ax.set_xlim(x.min() / 1.15, x.max() * 1.15)
+    ax.set_ylim(-0.03, 1.08)
+    ax.set_xlabel("1 / (1 - S)", fontsize=8)
+    ax.set_ylabel("feature dimensionality D_i", fontsize=8)
+    ax.tick_params(labelsize=7)
+    if legend:
+        ax.legend(fontsize=7, frameon=False, loc="upper right")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def dimensionality_histogram(W, ax=None, *, min_norm: float = 0.5, title: str = ""):
+    """Histogram of D_i over the features with ||W_i|| > `min_norm` of one or more models (H, F)."""
+    from .metrics import feature_dimensionality
+
+    W = torch.as_tensor(W).detach().cpu()
+    W = W.unsqueeze(0) if W.dim() == 2 else W
+    D = feature_dimensionality(W)[W.norm(dim=1) > min_norm].numpy()
+    fig, ax = _axes(ax, (3.4, 2.4))
+    ax.hist(D, bins=np.arange(-0.01, 1.06, 0.02), color="#2a6f97")  # bins centred on k/50
+    for value, name in _STICKY:
+        ax.axvline(value, color="0.5", lw=0.6, ls=":")
+        ha = {3 / 8: "right", 2 / 5: "left", 2 / 3: "right", 3 / 4: "left"}.get(value, "center")
+        ax.text(value, 1.0, name.split(":")[0], transform=ax.get_xaxis_transform(), fontsize=7,
+                ha=ha, va="bottom", color="0.3")
+    ax.set_xlim(0, 1.05)
+    ax.set_xlabel("feature dimensionality D_i (represented features)", fontsize=8)
+    ax.set_ylabel("features", fontsize=8)
+    ax.tick_params(labelsize=7)
+    if title:
+        ax.set_title(title, fontsize=9, pad=12)
+    return fig
+
+
+# ---- Chapter 3 ("Johnson-Lindenstrauss packing"): cosines of many directions -----------------
+
+
+def cosine_histogram(V, ax=None, *, bins: int | None = None, title: str = "", normal: bool = True):
+    """Histogram of the cosines between distinct rows of a (k, n) V, with the N(0, 1/n) density
+    (when `normal`) and dashed lines at +- the largest absolute cosine; `bins` defaults to ~sqrt(pairs)."""
+    from .geometry import cosine_matrix
+
+    C = cosine_matrix(torch.as_tensor(V).detach().cpu().to(torch.float64)).numpy()
+    k, n = C.shape[0], torch.as_tensor(V).shape[-1]
+    pairs = C[np.triu_indices(k, 1)]
+    if bins is None:
+        bins = int(np.clip(np.sqrt(len(pairs)), 10, 80))
+    fig, ax = _axes(ax, (3.2, 2.4))
+    ax.hist(pairs, bins=np.linspace(-1, 1, bins + 1), density=True, color="#8ab6d6")
+    if normal:
+        x = np.linspace(-1, 1, 401)
+        ax.plot(x, np.sqrt(n / (2 * np.pi)) * np.exp(-n * x**2 / 2), color="#c0392b", lw=1.2,
+                label="N(0, 1/n)")
+    if len(pairs):
+        mu = np.abs(pairs).max()
+        for s in (-1, 1):
+            ax.axvline(s * mu, color="0.25", lw=0.9, ls="--")
+    ax.set_xlim(-1, 1)
+    ax.set_xlabel("cosine between two vectors", fontsize=8)
+    ax.set_yticks([])
+    ax.tick_params(labelsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def line_packing_3d(V, ax=None, *, title: str = "", color: str = "#1f4e79"):
+    """The lines +-v_i through the origin of a (k, 3) V, inside a wire-frame unit sphere.
+
+    `ax` must be a 3-D axes (`projection="3d"`); a new figure is made when it is None.
+    """
+    V = _np(V).astype(float)
+    if V.ndim != 2 or V.shape[1] != 3:
+        raise ValueError(f"V must be (k, 3), got {V.shape}")
+    if ax is None:
+        fig = plt.figure(figsize=(2.6, 2.6))
+        ax = fig.add_subplot(projection="3d")
+    fig = ax.figure
+    V = V / np.linalg.norm(V, axis=1, keepdims=True)
+    u, w = np.meshgrid(np.linspace(0, 2 * np.pi, 25), np.linspace(0, np.pi, 13))
+    ax.plot_wireframe(np.cos(u) * np.sin(w), np.sin(u) * np.sin(w), np.cos(w), color="0.88", lw=0.3)
+    for v in V:
+        ax.plot(*np.stack([-v, v]).T, color=color, lw=1.6)
+        ax.scatter(*np.stack([-v, v]).T, color=color, s=10, depthshade=False)
+    ax.set(xlim=(-1, 1), ylim=(-1, 1), zlim=(-1, 1))
+    ax.set_box_aspect((1, 1, 1))
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig
+
+
+def labelled_directions(W, ax=None, *, colors, labels=None, title: str = "", lim: float = 1.5):
+    """The columns of a (2, features) W as arrows in given colours (e.g. one hue per feature set)."""
+    W = _np(W)
+    if W.ndim != 2 or W.shape[0] != 2 or len(colors) != W.shape[1]:
+        raise ValueError(f"W must be (2, features) with one colour per feature, got {W.shape}, {len(colors)}")
+    fig, ax = _axes(ax, (2.4, 2.4))
+    ax.axhline(0, color="0.88", lw=0.6, zorder=0)
+    ax.axvline(0, color="0.88", lw=0.6, zorder=0)
+    for i in range(W.shape[1]):
+        ax.annotate("", (W[0, i], W[1, i]), (0, 0),
+                    arrowprops=dict(arrowstyle="->", color=colors[i], lw=1.8))
+        if labels is not None:
+            ax.text(1.18 * W[0, i], 1.18 * W[1, i], labels[i], color=colors[i], fontsize=8,
+                    ha="center", va="center")
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xticks=[], yticks=[])
     if title:
         ax.set_title(title, fontsize=9)
     return fig

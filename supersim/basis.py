@@ -1,0 +1,224 @@
+"""Features as directions, and the bases they are read in.
+
+Chapter 1 ("Features") writes an activation as h = sum_i x_i w_i and reads feature j back with
+a dot product, h . w_j = x_j + sum_{i != j} x_i (w_i . w_j): the true value plus interference.
+Chapter 2 ("Privileged bases") asks when the axes of the hidden space mean anything, and when a
+rotation can turn polysemantic neurons into one feature per unit. The setting follows Elhage et
+al. (2022), "Toy Models of Superposition"; the rotation argument follows Chan (2024),
+"Superposition is not 'just' neuron polysemanticity".
+
+Conventions: k directions in R^n are a (k, n) tensor with one unit vector per row; feature
+values are (batch, k) and activations (batch, n). Functions accept torch tensors or numpy arrays
+and return float64 torch tensors, so that identities can be checked to float precision.
+Random unit directions come from `supersim.geometry.random_unit_vectors` (chapter 3).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+from .data import _check_size
+from .train import _num_threads
+
+_EPS = 1e-12
+
+
+def _t(a) -> torch.Tensor:
+    return torch.as_tensor(a).detach().to(torch.float64).cpu()
+
+
+def _gen(seed) -> torch.Generator:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    return torch.Generator().manual_seed(int(seed))
+
+
+# --- chapter 1: directions, embedding and reading back ---------------------------------------
+
+
+def exactly_active(batch: int, k: int, n_active: int, *, seed: int = 0) -> torch.Tensor:
+    """(batch, k) feature values with exactly `n_active` features at 1 per row, chosen at random."""
+    batch, k = _check_size(batch, "batch"), _check_size(k, "k")
+    integral = isinstance(n_active, numbers.Integral) and not isinstance(n_active, bool)
+    if not integral or not 0 <= n_active <= k:
+        raise ValueError(f"n_active must be an integer in [0, k={k}], got {n_active!r}")
+    # a random permutation of the features per row; the first n_active are switched on
+    order = torch.rand(batch, k, generator=_gen(seed)).argsort(dim=1)
+    x = torch.zeros(batch, k, dtype=torch.float64)
+    return x.scatter_(1, order[:, :n_active], 1.0)
+
+
+def _check_pair(x: torch.Tensor, V: torch.Tensor, x_name: str, axis: int) -> None:
+    if V.dim() != 2:
+        raise ValueError(f"V must be a (k, n) matrix of directions, got shape {tuple(V.shape)}")
+    if x.shape[-1] != V.shape[axis]:
+        raise ValueError(
+            f"{x_name} must end in {V.shape[axis]} (V is {tuple(V.shape)}), "
+            f"got shape {tuple(x.shape)}"
+        )
+
+
+def embed(x, V) -> torch.Tensor:
+    """The linear representation h = sum_i x_i w_i: (..., k) values, (k, n) rows -> (..., n)."""
+    x, V = _t(x), _t(V)
+    _check_pair(x, V, "x", 0)
+    return x @ V
+
+
+def read_back(h, V, *, relu: bool = False, bias: float = 0.0) -> torch.Tensor:
+    """Each feature's read-out h . w_j (+ bias, through a ReLU if `relu`): (..., n) -> (..., k)."""
+    h, V = _t(h), _t(V)
+    _check_pair(h, V, "h", 1)
+    out = h @ V.T + bias  # (..., k)
+    return torch.relu(out) if relu else out
+
+
+def readback_errors(x, V, *, relu: bool = False, bias: float = 0.0) -> torch.Tensor:
+    """Read-out minus true value for every feature, (..., k): zero when nothing interferes."""
+    x = _t(x)
+    return read_back(embed(x, V), V, relu=relu, bias=bias) - x
+
+
+def interference_variance(n: int, n_others: float, mean_square: float = 1.0) -> float:
+    """Predicted variance of sum_{i != j} x_i (w_i . w_j) for random unit directions in R^n.
+
+    Each cosine has variance 1/n and the terms are uncorrelated, so the variance is
+    (expected number of other active features) * E[x_i^2] / n.
+    """
+    n = _check_size(n, "n")
+    if not n_others >= 0:
+        raise ValueError(f"n_others must be >= 0, got {n_others!r}")
+    if not mean_square >= 0:
+        raise ValueError(f"mean_square must be >= 0, got {mean_square!r}")
+    return float(n_others) * float(mean_square) / n
+
+
+# --- chapter 2: bases, rotations and axis alignment ------------------------------------------
+
+
+def random_orthogonal(n: int, *, seed: int = 0) -> torch.Tensor:
+    """A uniformly random (Haar) orthogonal (n, n) matrix: QR of a Gaussian, signs fixed."""
+    n = _check_size(n, "n")
+    q, r = torch.linalg.qr(torch.randn(n, n, generator=_gen(seed), dtype=torch.float64))
+    # without the sign fix QR's convention biases the distribution away from uniform
+    return q * torch.sign(torch.diagonal(r)).where(torch.diagonal(r) != 0, torch.ones(()))
+
+
+def rotation_2d(theta: float) -> torch.Tensor:
+    """The (2, 2) matrix that rotates the plane by `theta` radians counter-clockwise."""
+    if not math.isfinite(theta):
+        raise ValueError(f"theta must be a finite number of radians, got {theta!r}")
+    c, s = math.cos(theta), math.sin(theta)
+    return torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+
+
+def excess_kurtosis(a, dim: int = 0) -> torch.Tensor:
+    """E[(a - mean)^4] / var^2 - 3 along `dim`: 0 for a Gaussian, large for a sparse, spiky signal.
+
+    NaN where the values are constant (no spread, so no shape to measure).
+    """
+    a = _t(a)
+    c = a - a.mean(dim, keepdim=True)
+    var = c.square().mean(dim)
+    k = c.pow(4).mean(dim) / var.square()
+    return torch.where(var > _EPS, k - 3, torch.full_like(k, float("nan")))
+
+
+def axis_share(a, dim: int = -1) -> torch.Tensor:
+    """max_k a_k^2 / sum_k a_k^2 along `dim`: 1 for a vector on one axis, 1/n when spread evenly.
+
+    On a (neurons, features) weight matrix, dim=0 says how much of each feature sits on its
+    strongest neuron, dim=1 how much of each neuron belongs to its strongest feature. 0 for a
+    zero vector.
+    """
+    sq = _t(a).square()
+    total = sq.sum(dim)
+    return torch.where(total > _EPS, sq.amax(dim) / total.clamp_min(_EPS), torch.zeros_like(total))
+
+
+def features_per_neuron(responses, threshold: float = 0.1) -> torch.Tensor:
+    """How many features make each unit fire above `threshold`, from a (units, features) table.
+
+    `responses[u, i]` is unit u's activation when feature i alone is on: 1 feature per unit is
+    monosemantic, more is polysemantic, 0 is a unit that never fires.
+    """
+    if not threshold >= 0:
+        raise ValueError(f"threshold must be >= 0, got {threshold!r}")
+    r = _t(responses)
+    if r.dim() != 2:
+        raise ValueError(f"responses must be (units, features), got shape {tuple(r.shape)}")
+    return (r > threshold).sum(dim=1)
+
+
+def procrustes(A, B) -> torch.Tensor:
+    """The orthogonal map Q minimising ||A Q - B||_F: A is (batch, n), B is (batch, k), Q is (n, k).
+
+    Q = U V^T from the SVD of A^T B. For k <= n its columns are orthonormal (an isometry into
+    the k-dim target); for k > n its rows are, which is the most an orthogonal map can do when
+    there are more targets than dimensions.
+    """
+    A, B = _t(A), _t(B)
+    if A.dim() != 2 or B.dim() != 2 or A.shape[0] != B.shape[0]:
+        raise ValueError(
+            f"A and B must be (batch, n) and (batch, k) with the same batch, got "
+            f"{tuple(A.shape)} and {tuple(B.shape)}"
+        )
+    U, _, Vh = torch.linalg.svd(A.T @ B, full_matrices=False)  # (n, r), (r, k), r = min(n, k)
+    return U @ Vh
+
+
+def relative_error(estimate, target) -> float:
+    """||estimate - target||_F / ||target||_F."""
+    estimate, target = _t(estimate), _t(target)
+    if estimate.shape != target.shape:
+        raise ValueError(
+            f"estimate and target shapes differ: {tuple(estimate.shape)} vs {tuple(target.shape)}"
+        )
+    return float((estimate - target).norm() / target.norm().clamp_min(_EPS))
+
+
+def kurtosis_rotation(H, k: int, *, steps: int = 200, seed: int = 0) -> torch.Tensor:
+    """An (n, k) map with orthonormal columns whose outputs are as spiky (kurtotic) as possible.
+
+    Finds sparse features without labels, as independent component analysis does: keep the top-k
+    principal directions of the centred activations, then run symmetric FastICA (cubic
+    non-linearity) on the whitened data for the rotation within them. When the features have
+    equal variance and sit on orthonormal directions, whitening is a uniform scale and the
+    returned map is the orthogonal rotation that puts one feature on each output.
+    """
+    H = _t(H)
+    if H.dim() != 2:
+        raise ValueError(f"H must be (batch, n), got shape {tuple(H.shape)}")
+    k, steps = _check_size(k, "k"), _check_size(steps, "steps")
+    if k > H.shape[1]:
+        raise ValueError(f"k must lie in [1, n={H.shape[1]}], got {k}")
+    Hc = H - H.mean(0)
+    evals, evecs = torch.linalg.eigh(Hc.T @ Hc / Hc.shape[0])  # ascending
+    P = evecs[:, -k:].flip(1)  # (n, k) top principal directions
+    Z = Hc @ P / evals[-k:].flip(0).clamp_min(_EPS).sqrt()  # (batch, k) whitened
+    W = torch.linalg.qr(torch.randn(k, k, generator=_gen(seed), dtype=torch.float64))[0]
+    # hundreds of tiny matmuls: one thread avoids synchronisation that dominates on a busy CPU
+    with _num_threads(1):
+        for _ in range(steps):
+            Y = Z @ W.T  # (batch, k)
+            W = (Y.pow(3).T @ Z) / Z.shape[0] - 3 * W  # fixed point of the kurtosis contrast
+            U, _, Vh = torch.linalg.svd(W)
+            W = U @ Vh  # symmetric decorrelation: the nearest orthogonal matrix
+    return P @ W.T
+
+
+def abs_correlation(A, B) -> torch.Tensor:
+    """Absolute Pearson correlation between every column of A (batch, a) and of B (batch, b): (a, b)."""
+    A, B = _t(A), _t(B)
+    if A.dim() != 2 or B.dim() != 2 or A.shape[0] != B.shape[0]:
+        raise ValueError(
+            f"A and B must be 2-D with the same batch, got {tuple(A.shape)} and {tuple(B.shape)}"
+        )
+    A = A - A.mean(0)
+    B = B - B.mean(0)
+    A = A / A.norm(dim=0).clamp_min(_EPS)
+    B = B / B.norm(dim=0).clamp_min(_EPS)
+    return (A.T @ B).abs()

@@ -1,0 +1,217 @@
+"""Reading a model neuron by neuron, after Elhage et al. (2022), "Toy Models of Superposition".
+
+With a ReLU on the hidden layer the neurons are a privileged basis, so each row of the input
+weights W1 (one neuron's weights over the features) can be read on its own. A neuron is
+**monosemantic** when one feature carries nearly all of its input weight and **polysemantic**
+when several features carry sizeable shares; the feature with the largest share is its
+**primary** feature, the others with sizeable shares its **secondary** features. The measure
+of polysemanticity is the effective number of features, 1 / sum_i s_ki^2, over the shares
+s_ki of the squared input weight.
+
+Taught in chapter 5 ("Computing absolute value in superposition").
+
+All functions take W1 as (instances, neurons, features) (or (neurons, features), giving results
+without the instances axis) and W2 as (instances, features, neurons), torch tensors or numpy
+arrays, the layout of `supersim.AbsModel`.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+_EPS = 1e-12
+
+
+def _as_w1(W1) -> tuple[torch.Tensor, bool]:
+    W1 = torch.as_tensor(W1).detach().to(torch.float64).cpu()
+    if W1.dim() == 2:
+        return W1.unsqueeze(0), True
+    if W1.dim() != 3:
+        raise ValueError(
+            "W1 must be (instances, neurons, features) or (neurons, features), "
+            f"got {tuple(W1.shape)}"
+        )
+    return W1, False
+
+
+def _check_fraction(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value <= 1:
+        raise ValueError(f"{name} must lie in (0, 1], got {value!r}")
+    return float(value)
+
+
+def _check_nonnegative(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
+def _squeeze(t: torch.Tensor, sq: bool) -> torch.Tensor:
+    return t.squeeze(0) if sq else t
+
+
+def neuron_norms(W1) -> torch.Tensor:
+    """||W1_k||, the length of each neuron's input weights: (instances, neurons)."""
+    W1, sq = _as_w1(W1)
+    return _squeeze(W1.norm(dim=-1).float(), sq)
+
+
+def neuron_shares(W1) -> torch.Tensor:
+    """Share of neuron k's squared input weight that feature i carries: W1[k,i]^2 / ||W1_k||^2.
+
+    (instances, neurons, features); each neuron's shares sum to 1 (0 for an all-zero neuron).
+    """
+    W1, sq = _as_w1(W1)
+    w2 = W1.square()
+    total = w2.sum(-1, keepdim=True)  # (I, H, 1)
+    shares = torch.where(total > _EPS, w2 / total.clamp_min(_EPS), torch.zeros_like(w2))
+    return _squeeze(shares.float(), sq)
+
+
+def neuron_polysemanticity(W1) -> torch.Tensor:
+    """The effective number of features in each neuron's input weights: 1 / sum_i s_ki^2.
+
+    s_ki is feature i's share of neuron k's squared input weight (`neuron_shares`). It is 1 for
+    a neuron with one feature, 2 for two equal features, n for n equal ones; in between for
+    unequal shares. 0 for an all-zero neuron. Returns (instances, neurons).
+    """
+    W1, sq = _as_w1(W1)
+    s = neuron_shares(W1).double()
+    total = s.square().sum(-1)  # (I, H)
+    n_eff = torch.where(total > 0, 1 / total.clamp_min(_EPS), torch.zeros_like(total))
+    return _squeeze(n_eff.float(), sq)
+
+
+def sizeable_features(W1, threshold: float = 0.1) -> torch.Tensor:
+    """How many features carry at least `threshold` of each neuron's squared input weight.
+
+    A neuron's primary feature plus its sizeable secondary ones; an int tensor
+    (instances, neurons).
+    """
+    threshold = _check_fraction(threshold, "threshold")
+    W1, sq = _as_w1(W1)
+    return _squeeze((neuron_shares(W1) >= threshold).sum(-1), sq)
+
+
+def primary_feature(W1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each neuron's primary feature (largest absolute weight) and that weight's sign (+1 or -1).
+
+    Two (instances, neurons) tensors: the feature index (int) and the sign (float).
+    """
+    W1, sq = _as_w1(W1)
+    index = W1.abs().argmax(-1)  # (I, H)
+    sign = torch.sign(W1.gather(-1, index.unsqueeze(-1)).squeeze(-1)).float()
+    return _squeeze(index, sq), _squeeze(sign, sq)
+
+
+def sort_neurons(W1, importance=None) -> torch.Tensor:
+    """Neuron order, most important primary feature first: (instances, neurons) indices.
+
+    Ties (neurons sharing a primary feature) go by the primary feature's share, largest first.
+    Without `importance`, feature 0 counts as the most important, as with `importance_decay`.
+    """
+    W1, sq = _as_w1(W1)
+    n_features = W1.shape[-1]
+    imp = (
+        -torch.arange(n_features, dtype=torch.float64)
+        if importance is None
+        else torch.as_tensor(importance, dtype=torch.float64).reshape(-1)
+    )
+    if imp.numel() != n_features:
+        raise ValueError(
+            f"importance must give one value per feature ({n_features}), got {imp.numel()}"
+        )
+    index, _ = primary_feature(W1)
+    top_share = neuron_shares(W1).amax(-1).double()  # (I, H) in [0, 1]
+    # rank by importance, then by share: importances differ by far more than a share can add
+    rank = torch.argsort(torch.argsort(imp, descending=True))  # 0 = most important feature
+    key = rank[index].double() - top_share / 2
+    order = torch.argsort(key, dim=-1, stable=True)
+    return _squeeze(order, sq)
+
+
+def _as_w2(W2, W1: torch.Tensor) -> torch.Tensor:
+    """W2 as float64 (instances, features, neurons), checked against the batched W1 (I, H, F)."""
+    W2 = torch.as_tensor(W2).detach().to(torch.float64).cpu()
+    if W2.dim() == 2:
+        W2 = W2.unsqueeze(0)
+    if W2.shape != W1.transpose(1, 2).shape:
+        raise ValueError(
+            f"W2 must be (instances, features, neurons) = {tuple(W1.transpose(1, 2).shape)}, "
+            f"got {tuple(W2.shape)}"
+        )
+    return W2
+
+
+def sign_pair_neurons(W1, W2, threshold: float = 0.9) -> torch.Tensor:
+    """For each feature, the numbers of positive-side and negative-side neurons computing abs(x_i).
+
+    A positive-side neuron of feature i gives at least `threshold` of its squared input weight
+    to i with W1[k, i] > 0 and reads back into output i with W2[i, k] > 0; a negative side
+    the same with W1[k, i] < 0. Returns (instances, features, 2): the counts of positive-side
+    and negative-side neurons per feature. One of each is the textbook abs(x) = ReLU(x) + ReLU(-x).
+    """
+    threshold = _check_fraction(threshold, "threshold")
+    W1, sq = _as_w1(W1)
+    W2 = _as_w2(W2, W1)
+    mono = neuron_shares(W1).double() >= threshold  # (I, H, F)
+    reads = W2.transpose(1, 2) > 0  # (I, H, F): neuron k feeds output i positively
+    pos = (mono & reads & (W1 > 0)).sum(1)  # (I, F)
+    neg = (mono & reads & (W1 < 0)).sum(1)
+    return _squeeze(torch.stack([pos, neg], dim=-1), sq)
+
+
+def asymmetric_motifs(
+    W1,
+    W2,
+    *,
+    ratio: float = 3.0,
+    min_share: float = 0.02,
+    min_gain: float = 0.25,
+    min_inhibition: float = 0.5,
+) -> list[tuple[int, int, int, int, int]]:
+    """Find the asymmetric superposition motif: a neuron shared unequally, plus an inhibitor.
+
+    Neuron k holds a strong feature a and a weak feature b (abs(W1[k,a]) >= ratio abs(W1[k,b]), both
+    with at least `min_share` of its squared weight) and reads out the reverse way round
+    (W2[b,k] >= ratio W2[a,k] > 0), so b comes back through k with a gain W2[b,k] abs(W1[k,b]) of
+    at least `min_gain`, while a alone would leak W2[b,k] W1[k,a] into output b. The motif is
+    complete when another neuron j, driven by a with the same sign, inhibits output b by at
+    least `min_inhibition` of that leak.
+
+    Returns (instance, k, a, b, j) tuples.
+    """
+    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not ratio >= 1:
+        raise ValueError(f"ratio must be a number >= 1, got {ratio!r}")
+    if isinstance(min_inhibition, bool) or not isinstance(min_inhibition, numbers.Real) or not (
+        min_inhibition > 0
+    ):
+        raise ValueError(f"min_inhibition must be a number > 0, got {min_inhibition!r}")
+    min_share = _check_fraction(min_share, "min_share")
+    min_gain = _check_nonnegative(min_gain, "min_gain")
+    W1, _ = _as_w1(W1)
+    W2 = _as_w2(W2, W1)
+    shares = neuron_shares(W1).double()
+    found = []
+    for inst in range(W1.shape[0]):
+        w1, w2 = W1[inst], W2[inst]  # (H, F), (F, H)
+        for k in range(w1.shape[0]):
+            sizeable = (shares[inst, k] >= min_share).nonzero().flatten().tolist()
+            for a in sizeable:
+                for b in sizeable:
+                    big, small = w1[k, a].abs(), w1[k, b].abs()
+                    if a == b or big < ratio * small:
+                        continue
+                    if w2[a, k] <= 0 or w2[b, k] < ratio * w2[a, k] or w2[b, k] * small < min_gain:
+                        continue
+                    leak = w2[b, k] * big  # output b's pre-activation per unit of a
+                    # other neurons that a drives (same sign as on k) and that push output b down
+                    drive = (w1[:, a] * torch.sign(w1[k, a])).clamp_min(0)  # (H,)
+                    inhib = -(w2[b] * drive)  # (H,)
+                    inhib[k] = 0
+                    j = int(inhib.argmax())
+                    if inhib[j] >= min_inhibition * leak:
+                        found.append((inst, k, a, b, j))
+    return found

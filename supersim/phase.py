@@ -1,0 +1,363 @@
+"""Phase diagrams of superposition, after Elhage et al. (2022), "Toy Models of Superposition".
+
+A model with one hidden dimension too few (n = 2 features in m = 1 dimension, or n = 3 in
+m = 2) must decide what to do with an *extra* feature of importance r (the others have 1) when
+every feature has density d = 1 - S: ignore it, give it a dimension of its own (at the
+expense of the other features), or store it in superposition. This module
+
+- gives the closed-form losses of three hand-built solutions and the phase boundaries they
+  imply: for n = 2, m = 1 those of Wattenberg's notebook that accompanies the paper, and the
+  same reasoning carried over to n = 3, m = 2;
+- lays an (importance, density, restart) grid out as instances of one batched model, trains
+  it, keeps the best restart per cell and classifies what the extra feature got;
+- trains a model on inputs from any sampler (e.g. `data.sample_correlated_features`), with
+  the gradients of `train.loss_and_grads`.
+
+Taught in chapter 4b ("The geometry of superposition and phase changes"); chapter 4c
+("Non-uniform superposition and the privileged basis") uses the loss helpers and the sampler
+loop.
+
+Shapes: B = batch, I = instances, F = features, H = hidden.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .data import _check_size, per_instance_feature
+from .metrics import superposition
+from .models import ToyModel
+from .train import loss_and_grads, train
+
+PHASES = ("ignored", "superposed", "dedicated")  # what the extra feature gets; index = class
+TRIPLE_POINT = (4 / 7, 1.0)  # (density, importance) where the three phases meet (both models)
+
+
+def _density(density) -> torch.Tensor:
+    d = torch.as_tensor(density, dtype=torch.float64)
+    if bool(torch.any(~((d > 0) & (d <= 1)))):
+        raise ValueError(f"density must lie in (0, 1], got {d.flatten()[:5].tolist()}")
+    return d
+
+
+def _importance(importance) -> torch.Tensor:
+    r = torch.as_tensor(importance, dtype=torch.float64)
+    if bool(torch.any(~((r > 0) & torch.isfinite(r)))):
+        raise ValueError(f"importance must be a finite number > 0, got {r.flatten()[:5].tolist()}")
+    return r
+
+
+def _n_features(n_features) -> int:
+    if isinstance(n_features, bool) or n_features not in (2, 3):
+        raise ValueError(f"n_features must be 2 (m = 1) or 3 (m = 2), got {n_features!r}")
+    return int(n_features)
+
+
+def closed_form_losses(density, importance, n_features: int = 2) -> torch.Tensor:
+    """Expected loss E sum_i I_i (x_i - x'_i)^2 of hand-built solutions, (..., 3) in `PHASES` order.
+
+    The extra (last) feature has `importance` r, the others 1; every feature has `density` d
+    and is U[0, 1] when active. A dropped feature costs its variance v = d/3 - d^2/4 (a bias
+    outputs its mean d/2), and two features sharing a line as an antipodal pair lose
+    E[min(x_i, x_j)^2] = 1/6 (times their importances) when both are active, so:
+
+    - n = 2, m = 1 (Wattenberg's closed forms): ignored r v; superposed (W = [1, -1])
+      (1 + r) d^2 / 6; dedicated (W = [0, 1], feature 0 dropped) v.
+    - n = 3, m = 2: ignored (features 0, 1 on the two axes) r v; superposed (the extra
+      feature antipodal to feature 0, feature 1 on the other axis) (1 + r) d^2 / 6; dedicated
+      (the extra feature on an axis of its own, features 0 and 1 as an antipodal pair on the
+      other, or feature 1 dropped when that is cheaper) min(d^2 / 3, v).
+    """
+    n_features = _n_features(n_features)
+    d, r = torch.broadcast_tensors(_density(density), _importance(importance))
+    v = d / 3 - d**2 / 4
+    dedicated = v if n_features == 2 else torch.minimum(d**2 / 3, v)
+    return torch.stack([r * v, (1 + r) * d**2 / 6, dedicated], dim=-1)
+
+
+def closed_form_phase(density, importance, n_features: int = 2) -> torch.Tensor:
+    """Index into `PHASES` of the cheapest hand-built solution (int tensor)."""
+    return closed_form_losses(density, importance, n_features).argmin(dim=-1)
+
+
+def superposition_window(density, n_features: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """(low, high): superposition is the cheapest hand-built solution iff low < r < high.
+
+    low = 2d / (4 - 5d) for both models (infinite for d >= 4/5, where superposition never
+    wins); high = 2/d - 5/2 for n = 2, m = 1 and 1 for n = 3, m = 2 (below d = 4/7). Both
+    windows close at the triple point d = 4/7, r = 1.
+    """
+    n_features = _n_features(n_features)
+    d = _density(density)
+    low = torch.where(d < 0.8, 2 * d / (4 - 5 * d).clamp_min(1e-12), torch.full_like(d, float("inf")))
+    high = 2 / d - 2.5 if n_features == 2 else torch.where(d <= 4 / 7, 1.0, 2 / d - 2.5)
+    return low, high
+
+
+def hand_built(phase: str, density: float, n_features: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """The hand-built solution `phase` at `density` as (W (m, n), b (n,)), m = n - 1."""
+    n_features = _n_features(n_features)
+    if phase not in PHASES:
+        raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+    d = float(_density(density))
+    # a dropped feature is best replaced by its mean, d/2, which a bias can output
+    if n_features == 2:
+        W = {"ignored": [[1.0, 0.0]], "superposed": [[1.0, -1.0]], "dedicated": [[0.0, 1.0]]}[phase]
+        b = {"ignored": [0.0, d / 2], "superposed": [0.0, 0.0], "dedicated": [d / 2, 0.0]}[phase]
+        return torch.tensor(W), torch.tensor(b)
+    pair = d**2 / 3 <= d / 3 - d**2 / 4  # dedicated: pair features 0 and 1, or drop feature 1
+    W = {
+        "ignored": [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
+        "superposed": [[1.0, 0.0, -1.0], [0.0, 1.0, 0.0]],
+        "dedicated": [[1.0, -1.0 if pair else 0.0, 0.0], [0.0, 0.0, 1.0]],
+    }[phase]
+    b = [0.0, 0.0, 0.0]
+    if phase == "ignored":
+        b[2] = d / 2
+    elif phase == "dedicated" and not pair:
+        b[1] = d / 2
+    return torch.tensor(W), torch.tensor(b)
+
+
+def grid_instances(
+    importances, densities, n_features: int, n_restarts: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(feature_probability, importance), both (instances, features), for a phase-diagram grid.
+
+    Instances are laid out (importance, density, restart), restarts innermost; the last
+    feature is the extra one with importance r, the others have importance 1; every feature of
+    an instance has that cell's density.
+    """
+    n_features = _check_size(n_features, "n_features")
+    if n_features < 2:
+        raise ValueError(f"n_features must be at least 2 (one extra feature), got {n_features}")
+    n_restarts = _check_size(n_restarts, "n_restarts")
+    r = _importance(importances).float().reshape(-1)
+    d = _density(densities).float().reshape(-1)
+    if r.numel() == 0 or d.numel() == 0:
+        raise ValueError("importances and densities must each hold at least one value")
+    R, D = torch.meshgrid(r, d, indexing="ij")  # (importance, density)
+    R = R.reshape(-1).repeat_interleave(n_restarts)  # (instances,)
+    D = D.reshape(-1).repeat_interleave(n_restarts)
+    probability = D[:, None].expand(-1, n_features).contiguous()  # (I, F)
+    importance = torch.ones(len(R), n_features)
+    importance[:, -1] = R
+    return probability, importance
+
+
+def classify(W, *, norm_threshold: float = 0.5, overlap_threshold: float = 0.25) -> torch.Tensor:
+    """Index into `PHASES` of what the last (extra) feature got, per instance of W (I, H, F).
+
+    Ignored: ||W_extra|| < `norm_threshold`. Otherwise superposed when the other features'
+    squared projections onto its direction sum to more than `overlap_threshold`
+    (`metrics.superposition`), dedicated when they do not.
+    """
+    for name, v in (("norm_threshold", norm_threshold), ("overlap_threshold", overlap_threshold)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0:
+            raise ValueError(f"{name} must be a number > 0, got {v!r}")
+    W = torch.as_tensor(W).detach().cpu()
+    if W.dim() == 2:
+        W = W.unsqueeze(0)
+    if W.dim() != 3 or W.shape[-1] < 2:
+        raise ValueError(f"W must be (instances, hidden, features) with features >= 2, got {tuple(W.shape)}")
+    norm = W.norm(dim=1)[:, -1]  # (I,)
+    shared = superposition(W)[:, -1]  # (I,)
+    phase = torch.where(shared > overlap_threshold, 1, 2)
+    return torch.where(norm < norm_threshold, 0, phase)
+
+
+@torch.no_grad()
+def stratified_loss(
+    model: ToyModel, feature_probability, importance=1.0, *, n_samples: int = 4096, seed: int = 0
+) -> torch.Tensor:
+    """Per-instance expected loss (instances,), exact in the sparsity: a sum over active sets.
+
+    E[L] = sum over subsets A of P(exactly A active) * E[L | A active], with E[L | A] from
+    `n_samples` uniform draws. Sparse inputs rarely collide, so a plain Monte-Carlo batch sees
+    too few collisions to rank solutions whose losses differ by O(d^2); this sees them all.
+    Same convention as `train.evaluate` (mean over features). For up to 12 features.
+    """
+    n_samples = _check_size(n_samples, "n_samples")
+    if not isinstance(model, ToyModel):
+        raise ValueError(f"model must be a supersim.ToyModel, got {type(model).__name__}")
+    n_inst, n_feat = model.n_instances, model.n_features
+    if n_feat > 12:
+        raise ValueError(f"model.n_features must be at most 12 (2^n active sets), got {n_feat}")
+    device = model.W.device
+    p = per_instance_feature(feature_probability, n_inst, n_feat, name="feature_probability", high=1.0)
+    imp = per_instance_feature(importance, n_inst, n_feat, name="importance")
+    p, imp = p.double(), imp.to(device)
+    gen = torch.Generator().manual_seed(int(seed))
+    values = torch.rand(n_inst, n_samples, n_feat, generator=gen).to(device)  # (I, S, F)
+    total = torch.zeros(n_inst, dtype=torch.float64)
+    for bits in range(2**n_feat):
+        active = torch.tensor([(bits >> i) & 1 for i in range(n_feat)], dtype=torch.bool)  # (F,)
+        prob = torch.where(active, p, 1 - p).prod(-1)  # (I,) chance that exactly A is active
+        x = values * active.to(device)
+        err = (model._forward(x) - x).square() * imp.unsqueeze(1)  # (I, S, F)
+        total += prob * err.mean(dim=(1, 2)).double().cpu()
+    return total.float()
+
+
+@torch.no_grad()
+def paired_loss(
+    model, feature_probability, importance=1.0, *, batch_size: int = 100_000, seed: int = 0
+) -> torch.Tensor:
+    """Per-instance loss (instances,) with every instance fed the same uniform draws.
+
+    Restarts of one configuration then see identical inputs (common random numbers), so the
+    noise of the batch cancels when their losses are compared, which matters when they differ
+    by far less than the loss itself. Same convention as `train.evaluate`.
+    """
+    batch_size = _check_size(batch_size, "batch_size")
+    n_inst, n_feat = model.n_instances, model.n_features
+    p = per_instance_feature(feature_probability, n_inst, n_feat, name="feature_probability", high=1.0)
+    imp = per_instance_feature(importance, n_inst, n_feat, name="importance")
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(int(seed))
+    u = torch.rand(1, batch_size, n_feat, generator=gen).to(device)  # (1, B, F), shared
+    p = p.to(device).unsqueeze(1)  # (I, 1, F)
+    x = torch.where(u < p, u / p.clamp_min(1e-12), torch.zeros((), device=device))  # (I, B, F)
+    if model.signed_inputs:
+        x = torch.where(x != 0, 2 * x - 1, x)
+    err = (model._forward(x) - model.target(x)).square() * imp.to(device).unsqueeze(1)
+    return err.mean(dim=(1, 2)).cpu()
+
+
+@dataclass
+class PhaseDiagram:
+    """A trained phase-diagram grid: one best-of-restarts model per (importance, density) cell."""
+
+    importances: torch.Tensor  # (R,)
+    densities: torch.Tensor  # (D,)
+    phase: torch.Tensor  # (R, D) index into PHASES
+    loss: torch.Tensor  # (R, D) stratified loss of the kept restart (mean over features)
+    W: torch.Tensor  # (R, D, H, F) weights of the kept restart
+    all_phases: torch.Tensor  # (R, D, restarts) the class every restart reached
+
+
+def phase_diagram(
+    n_features: int,
+    d_hidden: int,
+    importances,
+    densities,
+    *,
+    n_restarts: int = 3,
+    steps: int = 2_000,
+    lr: float = 1e-2,
+    batch_size: int = 1024,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> PhaseDiagram:
+    """Train every (importance, density, restart) of the grid as one model; keep the best restart.
+
+    Restarts are compared by `stratified_loss`, which ranks them reliably even at densities
+    where two active features almost never meet in a training batch.
+    """
+    p, imp = grid_instances(importances, densities, n_features, n_restarts)
+    r, d = _importance(importances).float().reshape(-1), _density(densities).float().reshape(-1)
+    model = ToyModel(n_features, d_hidden, n_instances=len(p), seed=seed)
+    train(
+        model, feature_probability=p, importance=imp, steps=steps, lr=lr,
+        batch_size=batch_size, schedule="cosine", seed=seed, progress=progress,
+    )
+    loss = stratified_loss(model, p, imp, seed=seed).view(len(r), len(d), n_restarts)
+    best = loss.argmin(-1)  # (R, D)
+    W = model.W.detach().cpu().view(len(r), len(d), n_restarts, d_hidden, n_features)
+    all_phases = classify(W.flatten(0, 2)).view(len(r), len(d), n_restarts)
+    pick = best[..., None]
+    W_best = W.gather(2, pick[..., None, None].expand(-1, -1, 1, d_hidden, n_features)).squeeze(2)
+    return PhaseDiagram(
+        importances=r, densities=d, phase=all_phases.gather(2, pick).squeeze(2),
+        loss=loss.gather(2, pick).squeeze(2), W=W_best, all_phases=all_phases,
+    )
+
+
+def away_from_boundary(importances, densities, margin: int = 1, n_features: int = 2) -> torch.Tensor:
+    """(R, D) mask of grid cells whose closed-form phase every neighbour within `margin` shares."""
+    margin = _check_size(margin, "margin")
+    r = _importance(importances).reshape(-1)
+    d = _density(densities).reshape(-1)
+    phase = closed_form_phase(d[None, :], r[:, None], n_features)  # (R, D)
+    keep = torch.ones_like(phase, dtype=torch.bool)
+    nR, nD = phase.shape
+    for a in range(-margin, margin + 1):
+        for b in range(-margin, margin + 1):
+            # compare each cell with its neighbour (i + a, j + b) where that neighbour exists
+            i0, i1 = max(0, -a), nR - max(0, a)
+            j0, j1 = max(0, -b), nD - max(0, b)
+            same = phase[i0 + a : i1 + a, j0 + b : j1 + b] == phase[i0:i1, j0:j1]
+            keep[i0:i1, j0:j1] &= same
+    return keep
+
+
+def agreement(
+    phase, importances, densities, margin: int = 1, n_features: int = 2
+) -> tuple[float, torch.Tensor]:
+    """Share of the cells away from the closed-form boundaries whose phase matches it, and the mask."""
+    r = _importance(importances).reshape(-1)
+    d = _density(densities).reshape(-1)
+    phase = torch.as_tensor(phase)
+    if tuple(phase.shape) != (len(r), len(d)):
+        raise ValueError(
+            f"phase must be (importances, densities) = ({len(r)}, {len(d)}), got {tuple(phase.shape)}"
+        )
+    mask = away_from_boundary(r, d, margin, n_features)
+    closed = closed_form_phase(d[None, :], r[:, None], n_features)
+    return float((phase == closed)[mask].float().mean()), mask
+
+
+def train_with_sampler(
+    model: ToyModel,
+    sampler: Callable[[int, torch.Generator], torch.Tensor],
+    *,
+    importance=1.0,
+    steps: int = 5_000,
+    batch_size: int = 1024,
+    lr: float = 1e-3,
+    weight_decay: float = 0.01,
+    seed: int = 0,
+) -> torch.Tensor:
+    """Train `model` on batches `sampler(batch_size, generator)` of shape (B, I, F).
+
+    The same loss and optimiser as `train.train` (AdamW, importance-weighted squared error,
+    hand-written gradients), for data `train` cannot draw, such as correlated features.
+    Returns the (steps, instances) loss history.
+    """
+    steps = _check_size(steps, "steps")
+    batch_size = _check_size(batch_size, "batch_size")
+    if not isinstance(model, ToyModel):
+        raise ValueError(f"model must be a supersim.ToyModel, got {type(model).__name__}")
+    if not callable(sampler):
+        raise ValueError(f"sampler must be callable as sampler(batch_size, generator), got {sampler!r}")
+    device = model.W.device
+    imp = per_instance_feature(importance, model.n_instances, model.n_features, name="importance").to(device)
+    gen = torch.Generator(device=device).manual_seed(int(seed))
+    params = dict(model.named_parameters())
+    opt = torch.optim.AdamW(params.values(), lr=lr, weight_decay=weight_decay, foreach=True)
+    history = torch.empty(steps, model.n_instances)
+    want = (batch_size, model.n_instances, model.n_features)
+    threads = torch.get_num_threads()
+    # these models are tiny: a second CPU thread only adds synchronisation (and stalls when
+    # the other core is busy), so the loop runs on one
+    torch.set_num_threads(1)
+    try:
+        for step in range(steps):
+            x = sampler(batch_size, gen)
+            if tuple(x.shape) != want:
+                raise ValueError(f"sampler must return shape {want}, got {tuple(x.shape)}")
+            with torch.no_grad():
+                loss, grads = loss_and_grads(model, x.transpose(0, 1).contiguous(), imp)  # (I, B, F)
+            for name, g in grads.items():
+                params[name].grad = g
+            opt.step()
+            history[step] = loss
+    finally:
+        torch.set_num_threads(threads)
+        for prm in params.values():
+            prm.grad = None
+    return history

@@ -1,0 +1,542 @@
+"""Taking features out of superposition: sparse coding, dictionary learning, sparse autoencoders.
+
+Given only activations h in R^d that a model built as sums of sparse features, find the feature
+directions again. Three tools, from classic to current:
+
+- `ista`: sparse codes for a *known* dictionary, min ||h - a D||^2 + lambda ||a||_1 (FISTA).
+- `learn_dictionary`: alternate codes and a least-squares, renormalised dictionary update.
+- `SparseAutoencoder` + `train_sae`: an encoder that predicts the codes in one step (amortised
+  sparse coding), with a unit-norm decoder and an L1 penalty (Sharkey et al. 2022; Bricken et
+  al. 2023, including resampling of dead latents) or a TopK activation (Gao et al. 2024).
+
+`mmcs` scores a learned dictionary against the true directions (Sharkey et al. 2022).
+
+Taught in chapter 6 ("Recovering features with sparse autoencoders").
+
+Shapes: B = batch, I = instances, D = d_in (the activations' dimension), S = d_sae (latents),
+N = features (true directions). Dictionaries hold one direction per row: (S, D).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .data import _check_size, sample_features
+from .models import _generator, resolve_device
+from .train import _num_threads, _want_progress
+
+KINDS = ("l1", "topk")
+_EPS = 1e-12
+
+
+def _check_coeff(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _per_instance(value, n: int, name: str, cast) -> list:
+    """A scalar or one value per instance, as a list of length n."""
+    values = list(value) if isinstance(value, (list, tuple, torch.Tensor)) else [value] * n
+    if len(values) != n:
+        raise ValueError(f"{name} must be a scalar or one value per instance ({n}), got {values}")
+    return [cast(v.item() if isinstance(v, torch.Tensor) else v, name) for v in values]
+
+
+# ----------------------------------------------------------------------------------------------
+# Classic sparse coding
+
+
+def _as_float(x, name: str) -> torch.Tensor:
+    t = torch.as_tensor(x)
+    if not t.is_floating_point():
+        t = t.float()
+    if t.dim() < 1 or not torch.isfinite(t).all():
+        raise ValueError(f"{name} must be a finite tensor with at least one dimension")
+    return t
+
+
+def ista(
+    h,
+    dictionary,
+    l1_coeff: float,
+    *,
+    steps: int = 300,
+    nonneg: bool = True,
+    init=None,
+) -> torch.Tensor:
+    """Sparse codes minimising ||h - a D||^2 + l1_coeff ||a||_1 for a fixed dictionary D.
+
+    `dictionary` is (S, D), one direction per row, with `h` (..., D) and codes (..., S); or
+    (I, S, D), one dictionary per instance, with `h` (B, I, D) and codes (B, I, S). FISTA:
+    proximal gradient steps of size 1/L with Nesterov momentum; `nonneg` keeps codes >= 0
+    (features that are present or absent, as in the toy models). `init` warm-starts.
+    """
+    h = _as_float(h, "h")
+    Dm = _as_float(dictionary, "dictionary").to(h.dtype)
+    batched = Dm.dim() == 3
+    if Dm.dim() not in (2, 3) or h.shape[-1] != Dm.shape[-1] or (
+        batched and (h.dim() != 3 or h.shape[1] != Dm.shape[0])
+    ):
+        raise ValueError(
+            f"dictionary must be (atoms, d) or (instances, atoms, d) matching h's last axis"
+            f" (and h (batch, instances, d) with instances), got {tuple(Dm.shape)} for h"
+            f" {tuple(h.shape)}"
+        )
+    lam = _check_coeff(l1_coeff, "l1_coeff")
+    steps = _check_size(steps, "steps")
+    if batched:  # work in (I, B, .) so that every instance is one matmul of a batch
+        h = h.transpose(0, 1)
+        init = None if init is None else init.transpose(0, 1)
+    with _num_threads(1 if h.numel() * Dm.shape[-2] < 4_000_000 else torch.get_num_threads()):
+        a = _fista(h, Dm, lam, steps, nonneg, init)
+    return a.transpose(0, 1) if batched else a
+
+
+def _fista(h, D, lam: float, steps: int, nonneg: bool, init) -> torch.Tensor:
+    """The FISTA loop on checked inputs: h (.., B, d), dictionary D (.., S, d), codes (.., B, S)."""
+    # L = 2 sigma_max(D)^2 is the Lipschitz constant of the gradient of the squared error
+    L = 2 * torch.linalg.matrix_norm(D, ord=2).square().clamp_min(_EPS)[..., None, None]
+    gram, target = D @ D.transpose(-1, -2), h @ D.transpose(-1, -2)  # all the gradient needs
+    a = torch.zeros(*target.shape, dtype=h.dtype) if init is None else init.clone()
+    y, t = a, 1.0
+    for _ in range(steps):
+        z = y - (2 / L) * (y @ gram - target)  # gradient step on ||h - y D||^2
+        # proximal step of the L1 term: shrink towards zero by lam / L, then clip at zero
+        if nonneg:
+            a_next = (z - lam / L).clamp_min(0)
+        else:
+            a_next = z.sign() * (z.abs() - lam / L).clamp_min(0)
+        t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
+        y = a_next + ((t - 1) / t_next) * (a_next - a)  # Nesterov momentum: what makes FISTA fast
+        a, t = a_next, t_next
+    return a
+
+
+def _normalise_rows(D: torch.Tensor) -> torch.Tensor:
+    return D / D.norm(dim=-1, keepdim=True).clamp_min(_EPS)
+
+
+def learn_dictionary(
+    h,
+    n_atoms: int,
+    l1_coeff: float,
+    *,
+    iters: int = 40,
+    ista_steps: int = 30,
+    nonneg: bool = True,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Alternating dictionary learning: returns (dictionary ([I,] S, D), codes (B, [I,] S)).
+
+    `h` is (B, D), or (B, I, D) for one independent problem per instance. Each round finds
+    codes for the current dictionary (`ista`, warm-started), then the dictionary that best
+    reconstructs the data from those codes (least squares), rescaled to unit rows so that the
+    L1 penalty cannot be dodged by growing the atoms. An atom no code uses restarts on the
+    worst-reconstructed sample.
+    """
+    h = _as_float(h, "h")
+    if h.dim() not in (2, 3):
+        raise ValueError(f"h must be (samples, d) or (samples, instances, d), got {tuple(h.shape)}")
+    n_atoms, iters = _check_size(n_atoms, "n_atoms"), _check_size(iters, "iters")
+    lam = _check_coeff(l1_coeff, "l1_coeff")
+    single = h.dim() == 2
+    H = h.unsqueeze(0) if single else h.transpose(0, 1)  # (I, B, D)
+    n, gen = H.shape[0], _generator(seed)
+    # start from randomly chosen (normalised) samples: they already lie where the data are
+    pick = torch.randint(H.shape[1], (n, n_atoms), generator=gen)
+    D = H[torch.arange(n).unsqueeze(1), pick]  # (I, S, D)
+    D = _normalise_rows(_normalise_rows(D) + 0.01 * torch.randn(D.shape, generator=gen))
+    codes = None  # (B, I, S)
+    ridge = 1e-6 * torch.eye(n_atoms, dtype=H.dtype)
+    for round_ in range(iters + 1):  # iters dictionary updates, with codes before and after
+        codes = ista(H.transpose(0, 1), D, lam, steps=ista_steps, nonneg=nonneg, init=codes)
+        if round_ == iters:
+            break
+        A = codes.transpose(0, 1)  # (I, B, S)
+        D_new = torch.linalg.solve(A.transpose(1, 2) @ A + ridge, A.transpose(1, 2) @ H)
+        for i in range(n):
+            unused = A[i].abs().sum(0) <= _EPS
+            if unused.any():  # a wasted atom: restart it where the reconstruction is worst
+                residual = (H[i] - A[i] @ D[i]).square().sum(-1)
+                D_new[i, unused] = H[i, residual.topk(int(unused.sum())).indices]
+        D = _normalise_rows(D_new)
+    if single:
+        return D[0], codes[:, 0]
+    return D, codes
+
+
+# ----------------------------------------------------------------------------------------------
+# Sparse autoencoders
+
+
+class SparseAutoencoder(nn.Module):
+    """a = act(W_enc^T (h - b_dec) + b_enc), h_hat = a W_dec + b_dec, decoder rows of unit norm.
+
+    `kind="l1"`: act = ReLU and the loss adds l1_coeff * ||a||_1. `kind="topk"`: only the k
+    largest pre-activations survive (then ReLU), no penalty. With `n_instances` every
+    parameter gets a leading instances axis and each instance is an independent SAE;
+    `l1_coeff` and `k` may then give one value per instance (a sweep in one model).
+    Parameters: `W_enc` ([I,] D, S), `b_enc` ([I,] S), `W_dec` ([I,] S, D), `b_dec` ([I,] D).
+    """
+
+    def __init__(
+        self,
+        d_in: int,
+        d_sae: int,
+        n_instances: int | None = None,
+        *,
+        kind: str = "l1",
+        l1_coeff=0.3,
+        k=None,
+        seed: int = 0,
+        device=None,
+    ):
+        super().__init__()
+        self.d_in, self.d_sae = _check_size(d_in, "d_in"), _check_size(d_sae, "d_sae")
+        self.batched = n_instances is not None
+        n = _check_size(n_instances, "n_instances") if self.batched else 1
+        self.n_instances = n
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        self.kind = kind
+        if kind == "topk":
+            if k is None:
+                raise ValueError("k is required when kind='topk' (an integer in [1, d_sae])")
+            ks = _per_instance(k, n, "k", self._check_k)
+            l1s = [0.0] * n
+        else:
+            ks = [self.d_sae] * n
+            l1s = _per_instance(l1_coeff, n, "l1_coeff", _check_coeff)
+        device, gen = resolve_device(device), _generator(seed)
+        # Decoder rows start as random unit directions and the encoder as their transpose, so
+        # that every latent starts out reading the direction it writes (as in Gao et al. 2024).
+        W_dec = _normalise_rows(torch.randn(n, self.d_sae, self.d_in, generator=gen))  # (I, S, D)
+        W_enc = W_dec.transpose(1, 2).clone()  # (I, D, S)
+        shape = (lambda *s: (n, *s)) if self.batched else (lambda *s: s)
+        self.W_enc = nn.Parameter(W_enc.reshape(shape(self.d_in, self.d_sae)).to(device))
+        self.b_enc = nn.Parameter(torch.zeros(shape(self.d_sae), device=device))
+        self.W_dec = nn.Parameter(W_dec.reshape(shape(self.d_sae, self.d_in)).to(device))
+        self.b_dec = nn.Parameter(torch.zeros(shape(self.d_in), device=device))
+        self.register_buffer("l1_coeff", torch.tensor(l1s, device=device))  # (I,)
+        self.register_buffer("k", torch.tensor(ks, dtype=torch.long, device=device))  # (I,)
+
+    def _check_k(self, value, name: str) -> int:
+        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        if not ok or not 1 <= value <= self.d_sae:
+            raise ValueError(f"{name} must be an integer in [1, d_sae={self.d_sae}], got {value!r}")
+        return int(value)
+
+    # Parameters in (I, ...) layout whether or not the SAE is batched.
+    def _params(self):
+        if self.batched:
+            return self.W_enc, self.b_enc, self.W_dec, self.b_dec
+        return (p.unsqueeze(0) for p in (self.W_enc, self.b_enc, self.W_dec, self.b_dec))
+
+    def _to_ibd(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, I, D) or (B, D) -> (I, B, D), checking the shape."""
+        want = (self.n_instances, self.d_in) if self.batched else (self.d_in,)
+        if h.dim() != len(want) + 1 or tuple(h.shape[1:]) != want:
+            want_str = ", ".join(map(str, want))
+            got = tuple(h.shape)
+            raise ValueError(f"activations must have shape (batch, {want_str}), got {got}")
+        return h.transpose(0, 1) if self.batched else h.unsqueeze(0)
+
+    def _from_ib(self, t: torch.Tensor) -> torch.Tensor:
+        return t.transpose(0, 1) if self.batched else t.squeeze(0)
+
+    def _encode(self, h: torch.Tensor) -> torch.Tensor:
+        W_enc, b_enc, _, b_dec = self._params()
+        pre = torch.baddbmm(b_enc.unsqueeze(1), h - b_dec.unsqueeze(1), W_enc)  # (I, B, S)
+        if self.kind == "l1":
+            return torch.relu(pre)
+        # TopK: keep the k_i largest pre-activations of instance i (k may differ per instance)
+        k_max = int(self.k.max())
+        values, index = pre.topk(k_max, dim=-1)  # (I, B, k_max)
+        keep = torch.arange(k_max, device=pre.device) < self.k.view(-1, 1, 1)  # (I, 1, k_max)
+        return torch.zeros_like(pre).scatter(-1, index, torch.relu(values) * keep)
+
+    def _decode(self, a: torch.Tensor) -> torch.Tensor:
+        _, _, W_dec, b_dec = self._params()
+        return torch.baddbmm(b_dec.unsqueeze(1), a, W_dec)  # (I, B, S) @ (I, S, D) -> (I, B, D)
+
+    def encode(self, h: torch.Tensor) -> torch.Tensor:
+        """Latent activations: (B, [I,] D) -> (B, [I,] S)."""
+        return self._from_ib(self._encode(self._to_ibd(h)))
+
+    def decode(self, a: torch.Tensor) -> torch.Tensor:
+        """Reconstruction from latents: (B, [I,] S) -> (B, [I,] D)."""
+        a = a.transpose(0, 1) if self.batched else a.unsqueeze(0)
+        return self._from_ib(self._decode(a))
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reconstruction, latents) for activations of shape (B, [I,] D)."""
+        a = self._encode(self._to_ibd(h))
+        return self._from_ib(self._decode(a)), self._from_ib(a)
+
+    def loss(self, h: torch.Tensor) -> torch.Tensor:
+        """Training loss per instance: squared error (summed over D, mean over B) + L1 penalty."""
+        h = self._to_ibd(h)
+        a = self._encode(h)
+        mse = (self._decode(a) - h).square().sum(-1).mean(-1)  # (I,)
+        loss = mse + self.l1_coeff * a.sum(-1).mean(-1)  # a >= 0, so sum(a) = ||a||_1
+        return loss if self.batched else loss.squeeze(0)
+
+    @torch.no_grad()
+    def normalise_decoder(self) -> None:
+        """Rescale every decoder row to unit norm (the codes carry the magnitudes)."""
+        self.W_dec.div_(self.W_dec.norm(dim=-1, keepdim=True).clamp_min(_EPS))
+
+    def extra_repr(self) -> str:
+        inst = f", n_instances={self.n_instances}" if self.batched else ""
+        if self.kind == "topk":
+            detail = f"k={self.k.tolist() if self.batched else int(self.k)}"
+        else:
+            l1 = [round(x, 6) for x in self.l1_coeff.tolist()]
+            detail = f"l1_coeff={l1 if self.batched else l1[0]}"
+        return f"d_in={self.d_in}, d_sae={self.d_sae}{inst}, kind={self.kind!r}, {detail}"
+
+
+@torch.no_grad()
+def sae_loss_and_grads(sae: SparseAutoencoder, h: torch.Tensor):
+    """(mse, l1 penalty, active latents per sample, latents that fired, gradients) for (I, B, D) h.
+
+    The gradients of sum_i (mse_i + l1_i), written out by hand: for SAEs this small a step is
+    mostly overhead, and autograd's bookkeeping is a large share of it (the tests check these
+    against autograd). For TopK the latents a TopK drops get no gradient, like a ReLU's zeros.
+    """
+    W_enc, b_enc, W_dec, b_dec = sae._params()
+    batch = h.shape[1]
+    x = h - b_dec.unsqueeze(1)  # (I, B, D)
+    a = sae._encode(h)  # (I, B, S)
+    on = a.sign()  # 1 where a latent fires (a >= 0); float masks are cheaper than bool ones here
+    r = torch.baddbmm(b_dec.unsqueeze(1), a, W_dec).sub_(h)  # residual (I, B, D)
+    mse = r.square().sum(-1).mean(-1)
+    l1 = sae.l1_coeff * a.sum(-1).mean(-1)
+    d_r = r.mul_(2 / batch)  # d mse / d reconstruction
+    d_pre = torch.bmm(d_r, W_dec.transpose(1, 2))  # (I, B, S)
+    d_pre.add_((sae.l1_coeff / batch).view(-1, 1, 1)).mul_(on)
+    d_b_enc = d_pre.sum(1)  # (I, S)
+    grads = {
+        "W_enc": torch.bmm(x.transpose(1, 2), d_pre),  # (I, D, S)
+        "b_enc": d_b_enc,
+        "W_dec": torch.bmm(a.transpose(1, 2), d_r),  # (I, S, D)
+        # b_dec is added at the output and subtracted at the input: both paths count
+        "b_dec": d_r.sum(1) - torch.bmm(d_b_enc.unsqueeze(1), W_enc.transpose(1, 2)).squeeze(1),
+    }
+    if not sae.batched:
+        grads = {k: g.squeeze(0) for k, g in grads.items()}
+    return mse, l1, on.sum(-1).mean(-1), a.sum(1) > 0, grads
+
+
+@dataclass
+class SAELog:
+    """What `train_sae` records per step and instance: (steps, [I])."""
+
+    loss: torch.Tensor
+    mse: torch.Tensor
+    l0: torch.Tensor  # active latents per sample
+    dead_fraction: torch.Tensor  # latents that have not fired for `dead_window` steps
+    n_resampled: torch.Tensor  # ([I],): latents restarted in total
+
+    def __repr__(self) -> str:
+        last = lambda t: [round(v, 4) for v in t[-1].reshape(-1).tolist()]  # noqa: E731
+        return (
+            f"SAELog(steps={self.loss.shape[0]}, final loss={last(self.loss)}, "
+            f"l0={last(self.l0)}, dead={last(self.dead_fraction)})"
+        )
+
+
+@torch.no_grad()
+def _resample(sae, opt, h: torch.Tensor, dead: torch.Tensor, gen) -> torch.Tensor:
+    """Restart dead latents on inputs the SAE reconstructs worst (Bricken et al. 2023).
+
+    h is (I, B, D), dead (I, S). Inputs are drawn with probability proportional to their
+    squared reconstruction error; a dead latent's decoder row becomes that input's direction,
+    its encoder column the same direction at a fifth of the alive latents' mean norm.
+    """
+    W_enc, b_enc, W_dec, b_dec = sae._params()
+    err = (sae._decode(sae._encode(h)) - h).square().sum(-1)  # (I, B)
+    counts = dead.sum(1)
+    for i in torch.nonzero(counts).flatten().tolist():
+        weights = err[i].square()
+        if weights.sum() <= _EPS:
+            weights = torch.ones_like(weights)
+        n_dead = int(counts[i])
+        pick = torch.multinomial(weights.cpu(), n_dead, replacement=True, generator=gen)
+        direction = _normalise_rows(h[i, pick.to(h.device)] - b_dec[i])  # (n_dead, D)
+        alive = ~dead[i]
+        scale = W_enc[i][:, alive].norm(dim=0).mean() if alive.any() else torch.tensor(1.0)
+        rows = torch.nonzero(dead[i]).flatten()
+        W_dec[i, rows] = direction
+        W_enc[i][:, rows] = direction.T * 0.2 * scale
+        b_enc[i, rows] = 0.0
+    # Adam's moment estimates for the restarted latents belong to their old lives: clear them
+    keep = ~dead  # (I, S)
+    masks = ((sae.W_dec, keep.unsqueeze(-1)), (sae.W_enc, keep.unsqueeze(-2)), (sae.b_enc, keep))
+    for p, mask in masks:
+        state = opt.state.get(p, {})
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in state:
+                moment = state[key] if sae.batched else state[key].unsqueeze(0)
+                moment.mul_(mask)
+    return counts
+
+
+def train_sae(
+    sae: SparseAutoencoder,
+    activations,
+    *,
+    steps: int = 1000,
+    batch_size: int = 128,
+    lr: float = 1e-2,
+    resample_every: int | None = None,
+    dead_window: int = 100,
+    seed: int = 0,
+    progress: bool | None = None,
+    threads: int | None = None,
+) -> SAELog:
+    """Train `sae` in place with Adam on minibatches of `activations`; return an `SAELog`.
+
+    `activations` is (N, D), shared by all instances, or (N, I, D), one dataset per instance.
+    After each step the decoder rows are put back on the unit sphere (and the gradient's
+    component along each row is removed first, so Adam does not fight the constraint).
+    A latent is dead once it has not fired for `dead_window` steps; with `resample_every`,
+    dead latents are restarted every that many steps (not in the last period). Same seed,
+    same result.
+    """
+    if not isinstance(sae, SparseAutoencoder):
+        raise ValueError(f"sae must be a SparseAutoencoder, got {type(sae).__name__}")
+    steps, batch_size = _check_size(steps, "steps"), _check_size(batch_size, "batch_size")
+    dead_window = _check_size(dead_window, "dead_window")
+    if resample_every is not None:
+        resample_every = _check_size(resample_every, "resample_every")
+    if not _check_coeff(lr, "lr") > 0:
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    device = sae.W_dec.device
+    data = _as_float(activations, "activations").to(device=device, dtype=torch.float32)
+    n, d = sae.n_instances, sae.d_in
+    if data.dim() == 2 and data.shape[1] == d:
+        data = data.unsqueeze(1)  # (N, 1, D): one dataset for every instance
+    elif not (sae.batched and data.dim() == 3 and tuple(data.shape[1:]) == (n, d)):
+        want = f"(samples, {d})" + (f" or (samples, {n}, {d})" if sae.batched else "")
+        raise ValueError(f"activations must have shape {want}, got {tuple(data.shape)}")
+
+    gen = _generator(int(seed))
+    opt = torch.optim.Adam(sae.parameters(), lr=lr)
+    log = {key: torch.empty(steps, n) for key in ("loss", "mse", "l0", "dead_fraction")}
+    since_fired = torch.zeros(n, sae.d_sae, dtype=torch.long, device=device)  # (I, S)
+    n_resampled = torch.zeros(n, dtype=torch.long)
+    bar = None
+    if _want_progress(progress):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, desc="SAE", mininterval=0.5, leave=False)
+    # tiny SAEs are bound by per-op overhead, where a second thread only adds synchronisation
+    work = batch_size * n * d * sae.d_sae
+    small = work < 4_000_000 and device.type == "cpu"
+    n_threads = threads or (1 if small else torch.get_num_threads())
+    with _num_threads(n_threads):
+        for step in range(steps):
+            index = torch.randint(data.shape[0], (batch_size,), generator=gen).to(device)
+            h = data[index].transpose(0, 1).expand(n, batch_size, d)  # (I, B, D)
+            mse, l1, l0, fired, grads = sae_loss_and_grads(sae, h)
+            for name, prm in sae.named_parameters():
+                prm.grad = grads[name]
+            with torch.no_grad():
+                g, W = sae.W_dec.grad, sae.W_dec
+                g.sub_((g * W).sum(-1, keepdim=True) * W)  # keep the step tangent to the sphere
+            opt.step()
+            sae.normalise_decoder()
+            since_fired = torch.where(fired, 0, since_fired + 1)
+            dead = since_fired >= dead_window
+            due = resample_every and (step + 1) % resample_every == 0
+            if due and step + 1 + resample_every <= steps and dead.any():
+                n_resampled += _resample(sae, opt, h, dead, gen).cpu()
+                since_fired = torch.where(dead, 0, since_fired)
+                dead = since_fired >= dead_window
+            for key, value in (("loss", mse + l1), ("mse", mse), ("l0", l0)):
+                log[key][step] = value.cpu()
+            log["dead_fraction"][step] = dead.float().mean(-1).cpu()
+            if bar is not None and step % 100 == 99:
+                bar.update(100)
+    if bar is not None:
+        bar.close()
+    for p in sae.parameters():
+        p.grad = None
+    squeeze = (lambda t: t) if sae.batched else (lambda t: t.squeeze(-1))
+    return SAELog(**{k: squeeze(v) for k, v in log.items()}, n_resampled=squeeze(n_resampled))
+
+
+# ----------------------------------------------------------------------------------------------
+# Scoring and data
+
+
+def _directions(x, name: str) -> torch.Tensor:
+    t = torch.as_tensor(x).detach().to(torch.float64).cpu()
+    if t.dim() < 2:
+        raise ValueError(f"{name} must hold directions as rows, (..., n, d), got {tuple(t.shape)}")
+    return _normalise_rows(t)
+
+
+def max_cosine(learned, truth, *, absolute: bool = True) -> torch.Tensor:
+    """For each true direction, the best cosine with any learned one: (..., n_true).
+
+    `learned` is (..., n_learned, d) and `truth` (..., n_true, d), directions as rows (leading
+    axes broadcast, e.g. instances). `absolute` scores the absolute cosine, ignoring sign.
+    """
+    L, T = _directions(learned, "learned"), _directions(truth, "truth")
+    if L.shape[-1] != T.shape[-1]:
+        raise ValueError(
+            f"learned and truth must share the last axis (d), got {L.shape[-1]} and {T.shape[-1]}"
+        )
+    cos = T @ L.transpose(-1, -2)  # (..., n_true, n_learned)
+    return (cos.abs() if absolute else cos).amax(-1).float()
+
+
+def mmcs(learned, truth, *, absolute: bool = True) -> torch.Tensor:
+    """Mean max cosine similarity: the mean over true directions of `max_cosine`, (...)."""
+    return max_cosine(learned, truth, absolute=absolute).mean(-1)
+
+
+def fraction_recovered(
+    learned, truth, threshold: float = 0.9, *, absolute: bool = True
+) -> torch.Tensor:
+    """The fraction of true directions some learned direction matches with cosine > threshold."""
+    if not 0 <= threshold <= 1:
+        raise ValueError(f"threshold must lie in [0, 1], got {threshold!r}")
+    return (max_cosine(learned, truth, absolute=absolute) > threshold).float().mean(-1)
+
+
+def sparse_synthetic(
+    n_samples: int,
+    n_features: int,
+    d_in: int,
+    *,
+    feature_probability: float,
+    n_instances: int | None = None,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Synthetic activations with known directions (after Sharkey et al. 2022).
+
+    Returns (activations (B, [I,] D), directions ([I,] N, D), codes (B, [I,] N)): N random
+    unit directions in R^D and sparse non-negative coefficients, each active with
+    probability `feature_probability` and then uniform on [0, 1].
+    """
+    n_samples, d_in = _check_size(n_samples, "n_samples"), _check_size(d_in, "d_in")
+    n_features = _check_size(n_features, "n_features")
+    n = _check_size(n_instances, "n_instances") if n_instances is not None else 1
+    gen = _generator(seed)
+    directions = _normalise_rows(torch.randn(n, n_features, d_in, generator=gen))  # (I, N, D)
+    codes = sample_features(n_samples, feature_probability, n, n_features, generator=gen)
+    acts = torch.einsum("bin,ind->bid", codes, directions)  # (B, I, D)
+    if n_instances is None:
+        return acts[:, 0], directions[0], codes[:, 0]
+    return acts, directions, codes
