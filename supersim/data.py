@@ -11,15 +11,10 @@ Shapes: B = batch, I = instances, F = features.
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 
-
-def _check_size(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+from . import _util
+from ._util import size as _check_size
 
 
 def per_instance_feature(
@@ -35,9 +30,13 @@ def per_instance_feature(
 ) -> torch.Tensor:
     """Broadcast a scalar, (F,), (I, 1), (1, F) or (I, F) value to an (I, F) float tensor.
 
-    Raises ValueError naming `name` when the value does not broadcast or leaves [low, high].
+    Raises ValueError naming `name` when the value does not broadcast, is not finite, or
+    leaves [low, high].
     """
-    t = torch.as_tensor(value, dtype=torch.float32)
+    try:
+        t = torch.as_tensor(value, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"{name} must be a number or an array of numbers, got {value!r}") from None
     try:
         t = torch.broadcast_to(t, (n_instances, n_features))
     except RuntimeError:
@@ -46,9 +45,11 @@ def per_instance_feature(
             f" got shape {tuple(t.shape)}"
         ) from None
     lo_ok = (t >= low) if low_inclusive else (t > low)
-    if not bool(torch.all(lo_ok & (t <= high))) or bool(torch.isnan(t).any()):
+    if not bool(torch.all(lo_ok & (t <= high))) or not bool(torch.isfinite(t).all()):
         bracket = "[" if low_inclusive else "("
-        raise ValueError(f"{name} must lie in {bracket}{low}, {high}], got values {t.unique()[:5].tolist()}")
+        raise ValueError(
+            f"{name} must be finite and lie in {bracket}{low}, {high}], got values {t.unique()[:5].tolist()}"
+        )
     return t.contiguous().to(device)
 
 
@@ -72,14 +73,27 @@ def sample_features(
     n_instances = _check_size(n_instances, "n_instances")
     if n_features is None:
         shape = torch.as_tensor(feature_probability).shape
-        if len(shape) == 0:
-            raise ValueError("n_features is required when feature_probability is a scalar")
+        # a scalar or an (I, 1) column gives one probability per instance, not a feature count
+        if len(shape) == 0 or shape[-1] == 1:
+            raise ValueError(
+                "n_features is required when feature_probability is a scalar or a column"
+                f" (shape {tuple(shape)}); it is read from the last axis only when that has"
+                " one entry per feature"
+            )
         n_features = shape[-1]
     n_features = _check_size(n_features, "n_features")
+    signed = _util.flag(signed, "signed")
+    _check_generator(generator)
     p = per_instance_feature(
-        feature_probability, n_instances, n_features, name="feature_probability", high=1.0, device=device
+        feature_probability, n_instances, n_features, name="feature_probability", high=1.0,
+        device=_util.device(device),
     )
     return _sample(batch_size, p, signed, generator)
+
+
+def _check_generator(generator) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(f"generator must be None or a torch.Generator, got {generator!r}")
 
 
 def _sample(batch_size: int, p: torch.Tensor, signed: bool, generator) -> torch.Tensor:
@@ -94,8 +108,7 @@ def _sample(batch_size: int, p: torch.Tensor, signed: bool, generator) -> torch.
 def sparsity_sweep(n: int, lowest_density: float = 0.05) -> torch.Tensor:
     """The paper's sweep of densities 1 - S: geometric from 1 down to `lowest_density` in n steps."""
     n = _check_size(n, "n")
-    if not 0 < lowest_density <= 1:
-        raise ValueError(f"lowest_density must lie in (0, 1], got {lowest_density!r}")
+    lowest_density = _util.real(lowest_density, "lowest_density", low=0, high=1, low_open=True)
     if n == 1:
         return torch.ones(1)
     k = torch.arange(n, dtype=torch.float64)
@@ -105,8 +118,7 @@ def sparsity_sweep(n: int, lowest_density: float = 0.05) -> torch.Tensor:
 def importance_decay(n_features: int, ratio: float) -> torch.Tensor:
     """Importance I_i = ratio**i for i = 0..n_features-1, the paper's decaying importance."""
     n_features = _check_size(n_features, "n_features")
-    if not 0 < ratio <= 1:
-        raise ValueError(f"ratio must lie in (0, 1], got {ratio!r}")
+    ratio = _util.real(ratio, "ratio", low=0, high=1, low_open=True)
     return ratio ** torch.arange(n_features, dtype=torch.float32)
 
 
@@ -138,15 +150,17 @@ def sample_correlated_features(
     n_instances = _check_size(n_instances, "n_instances")
     set_size = _check_size(set_size, "set_size")
     counts = (n_correlated, n_anticorrelated, n_independent)
-    for name, value in zip(("n_correlated", "n_anticorrelated", "n_independent"), counts, strict=True):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-            raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    names = ("n_correlated", "n_anticorrelated", "n_independent")
+    counts = tuple(_util.integer(v, name, low=0) for name, v in zip(names, counts, strict=True))
+    n_correlated, n_anticorrelated, n_independent = counts
     n_features = set_size * (n_correlated + n_anticorrelated) + n_independent
     if n_features == 0:
         raise ValueError("n_correlated, n_anticorrelated and n_independent are all 0: no features")
     high = 1.0 / set_size if n_anticorrelated else 1.0
+    _check_generator(generator)
     p = per_instance_feature(
-        feature_probability, n_instances, 1, name="feature_probability", high=high, device=device
+        feature_probability, n_instances, 1, name="feature_probability", high=high,
+        device=_util.device(device),
     )  # (I, 1): one marginal probability per instance
     shape = (batch_size, n_instances)
     value = torch.rand((*shape, n_features), generator=generator, device=p.device)  # (B, I, F)

@@ -15,14 +15,15 @@ Shapes: R = restarts (or draws), k = vectors, n = dimensions.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 
 import torch
 
-from .data import _check_size
-from .models import _generator, resolve_device
+from . import _util
+from ._util import generator as _generator
+from ._util import size as _check_size
+from .models import resolve_device
 
 #: The best packings of k lines through the origin of R^3, as the largest absolute cosine
 #: between two of them. Source: Conway, Hardin & Sloane (1996), "Packing lines, planes, etc.:
@@ -49,17 +50,17 @@ def _check_k_n(k, n) -> tuple[int, int]:
 
 
 def _check_eps(eps) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0 < eps < 1:
-        raise ValueError(f"eps must be a number in the open interval (0, 1), got {eps!r}")
-    return float(eps)
+    return _util.real(eps, "eps", low=0, high=1, low_open=True, high_open=True)
 
 
 def _rows(V) -> torch.Tensor:
-    V = torch.as_tensor(V)
-    if V.dim() not in (2, 3) or V.shape[-2] < 1 or V.shape[-1] < 1:
+    V = _util.as_tensor(V, "V")
+    if V.dim() not in (2, 3) or 0 in V.shape:
         raise ValueError(f"V must be (k, n) or (batch, k, n) with k, n >= 1, got {tuple(V.shape)}")
     if not V.is_floating_point():
         V = V.to(torch.float64)
+    if not bool(torch.isfinite(V).all()):
+        raise ValueError("V must be finite (no NaN or inf)")
     return V
 
 
@@ -68,10 +69,13 @@ def random_unit_vectors(
 ) -> torch.Tensor:
     """k unit vectors drawn uniformly from the sphere in R^n: (k, n), or (batch, k, n)."""
     k, n = _check_k_n(k, n)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
+    device = resolve_device(device)
     shape = (k, n) if batch is None else (_check_size(batch, "batch"), k, n)
     # A standard Gaussian is rotation invariant, so its direction is uniform on the sphere.
     X = torch.randn(shape, generator=_generator(seed), dtype=torch.float64)
-    return (X / X.norm(dim=-1, keepdim=True)).to(dtype=dtype, device=resolve_device(device))
+    return (X / X.norm(dim=-1, keepdim=True)).to(dtype=dtype, device=device)
 
 
 def cosine_matrix(V) -> torch.Tensor:
@@ -114,6 +118,8 @@ def orthoplex_bound(k: int, n: int) -> float:
 
 def jl_dimension(k: int, eps: float) -> int:
     """Smallest n with n >= 4 ln k / (eps^2/2 - eps^3/3): enough to embed k points with distortion eps.
+
+    0 for k = 1: a single point needs no dimension at all.
 
     The Johnson-Lindenstrauss lemma in the form proved by Dasgupta & Gupta (2003); the same
     formula as scikit-learn's `johnson_lindenstrauss_min_dim`, rounded up instead of down.
@@ -196,10 +202,10 @@ def pack(
     restarts = _auto_restarts(k, n) if restarts is None else _check_size(restarts, "restarts")
     threads = _check_size(threads, "threads")
     _generator(seed)  # checks the seed now, before any work
-    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < lr < math.inf:
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    lr = _util.real(lr, "lr", low=0, low_open=True)
     beta = tuple(beta) if isinstance(beta, (tuple, list)) else (beta,)
-    if len(beta) != 2 or not 0 < beta[0] <= beta[1] < math.inf:
+    real = all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in beta)
+    if len(beta) != 2 or not real or not 0 < beta[0] <= beta[1] < math.inf:
         raise ValueError(f"beta must be (start, end) with 0 < start <= end < inf, got {beta!r}")
     device = resolve_device(device)
     if k <= n:  # an orthonormal set: coherence 0, nothing to optimise
@@ -210,7 +216,7 @@ def pack(
     V = random_unit_vectors(k, n, batch=restarts, seed=seed, device=device)  # (R, k, n)
     m, v = torch.zeros_like(V), V.new_zeros(restarts, 1, 1)  # Adam's moments
     b1, b2 = 0.9, 0.999
-    with _cpu_threads(threads, device):
+    with _util.num_threads(threads if device.type == "cpu" else None):
         for step in range(steps):
             frac = step / max(steps - 1, 1)
             rate = lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
@@ -228,13 +234,3 @@ def pack(
     V = V / V.norm(dim=-1, keepdim=True)
     return V[coherence(V).argmin()].contiguous()
 
-
-@contextlib.contextmanager
-def _cpu_threads(threads: int, device: torch.device):
-    old = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)

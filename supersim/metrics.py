@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import torch
 
+from . import _util
+
 _EPS = 1e-12
 
 
 def _as_w(W) -> tuple[torch.Tensor, bool]:
-    W = torch.as_tensor(W).detach().to(torch.float64).cpu()
-    if W.dim() == 2:
-        return W.unsqueeze(0), True
-    if W.dim() != 3:
-        raise ValueError(
-            f"W must be (instances, hidden, features) or (hidden, features), got {tuple(W.shape)}"
-        )
-    return W, False
+    shape = "(instances, hidden, features) or (hidden, features)"
+    W = _util.float_tensor(W, "W", min_dim=2, max_dim=3, shape=shape)
+    W = W.detach().to(torch.float64).cpu()
+    return (W.unsqueeze(0), True) if W.dim() == 2 else (W, False)
 
 
 def _out(t: torch.Tensor, squeeze: bool) -> torch.Tensor:
@@ -64,16 +62,18 @@ def feature_dimensionality(W) -> torch.Tensor:
 
 
 def dimensions_per_feature(W) -> torch.Tensor:
-    """D* = d_hidden / ||W||_F^2 per instance: hidden dimensions spent per learned feature."""
+    """D* = d_hidden / ||W||_F^2 per instance: hidden dimensions spent per learned feature.
+
+    inf for an all-zero W: a model that learned no feature has spent its dimensions on none.
+    """
     W, sq = _as_w(W)
     frob2 = W.square().sum(dim=(1, 2))
-    return _out(W.shape[1] / frob2.clamp_min(_EPS), sq)
+    return _out(W.shape[1] / frob2, sq)  # x / 0 = inf on purpose
 
 
 def n_represented(W, threshold: float = 0.5) -> torch.Tensor:
     """How many features have ||W_i|| above `threshold`, per instance (an int tensor)."""
-    if not threshold >= 0:
-        raise ValueError(f"threshold must be >= 0, got {threshold!r}")
+    threshold = _util.real(threshold, "threshold", low=0)
     W, sq = _as_w(W)
     n = (W.norm(dim=1) > threshold).sum(-1)
     return n.squeeze(0) if sq else n

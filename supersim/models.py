@@ -15,22 +15,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .data import _check_size
+from . import _util
+from ._util import generator as _generator
+from ._util import size as _check_size
 
 ACTIVATIONS = ("relu", "linear")
 
 
 def resolve_device(device=None) -> torch.device:
-    """`None` means CUDA when it is available, else the CPU."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    """The device a model or function uses: the CPU when `device` is None.
 
-
-def _generator(seed) -> torch.Generator:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-    return torch.Generator().manual_seed(seed)
+    A GPU is opt-in (`device="cuda"`): these models are small enough that a CPU is faster,
+    and a device is never picked behind the caller's back.
+    """
+    return _util.device(device)
 
 
 def _xavier(n_instances: int, fan_out: int, fan_in: int, device, gen) -> nn.Parameter:
@@ -70,7 +68,7 @@ class ToyModel(nn.Module):
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
         self.activation = activation
-        self.hidden_relu = bool(hidden_relu)
+        self.hidden_relu = _util.flag(hidden_relu, "hidden_relu")
         device, gen = resolve_device(device), _generator(seed)
         self.W = _xavier(self.n_instances, self.d_hidden, self.n_features, device, gen)  # (I, H, F)
         self.b = nn.Parameter(torch.zeros(self.n_instances, self.n_features, device=device))  # (I, F)
@@ -81,12 +79,12 @@ class ToyModel(nn.Module):
 
     def hidden(self, x: torch.Tensor) -> torch.Tensor:
         """Hidden activations h = W x (ReLU'd if `hidden_relu`): (B, I, F) -> (B, I, H)."""
-        self._check_input(x)
+        x = self._check_input(x)
         return self._hidden(x.transpose(0, 1)).transpose(0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, instances, features) -> (batch, instances, features)."""
-        self._check_input(x)
+        x = self._check_input(x)
         return self._forward(x.transpose(0, 1)).transpose(0, 1)
 
     # The training loop works in (I, B, F) layout, where each instance is one matmul of a bmm.
@@ -98,10 +96,14 @@ class ToyModel(nn.Module):
         out = torch.baddbmm(self.b.unsqueeze(1), self._hidden(x), self.W)  # (I, B, H) @ (I, H, F)
         return torch.relu(out) if self.activation == "relu" else out
 
-    def _check_input(self, x: torch.Tensor) -> None:
+    def _check_input(self, x) -> torch.Tensor:
+        """x as a tensor on the parameters' device and dtype, after checking its shape."""
+        x = torch.as_tensor(x)
         want = (self.n_instances, self.n_features)
         if x.dim() != 3 or tuple(x.shape[1:]) != want:
             raise ValueError(f"x must have shape (batch, {want[0]}, {want[1]}), got {tuple(x.shape)}")
+        w = next(self.parameters())
+        return x.to(device=w.device, dtype=w.dtype)
 
     def extra_repr(self) -> str:
         hidden = ", hidden_relu=True" if self.hidden_relu else ""
@@ -137,12 +139,12 @@ class AbsModel(nn.Module):
 
     def hidden(self, x: torch.Tensor) -> torch.Tensor:
         """Hidden activations h = ReLU(W1 x): (B, I, F) -> (B, I, H)."""
-        ToyModel._check_input(self, x)
+        x = ToyModel._check_input(self, x)
         return self._hidden(x.transpose(0, 1)).transpose(0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, instances, features) -> (batch, instances, features)."""
-        ToyModel._check_input(self, x)
+        x = ToyModel._check_input(self, x)
         return self._forward(x.transpose(0, 1)).transpose(0, 1)
 
     def _hidden(self, x: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import _util
 from .data import _check_size, per_instance_feature
 from .metrics import superposition
 from .models import ToyModel
@@ -191,7 +192,7 @@ def stratified_loss(
     p = per_instance_feature(feature_probability, n_inst, n_feat, name="feature_probability", high=1.0)
     imp = per_instance_feature(importance, n_inst, n_feat, name="importance")
     p, imp = p.double(), imp.to(device)
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = _util.generator(seed)
     values = torch.rand(n_inst, n_samples, n_feat, generator=gen).to(device)  # (I, S, F)
     total = torch.zeros(n_inst, dtype=torch.float64)
     for bits in range(2**n_feat):
@@ -214,11 +215,12 @@ def paired_loss(
     by far less than the loss itself. Same convention as `train.evaluate`.
     """
     batch_size = _check_size(batch_size, "batch_size")
+    model = _util.model_of(model)
     n_inst, n_feat = model.n_instances, model.n_features
     p = per_instance_feature(feature_probability, n_inst, n_feat, name="feature_probability", high=1.0)
     imp = per_instance_feature(importance, n_inst, n_feat, name="importance")
     device = next(model.parameters()).device
-    gen = torch.Generator().manual_seed(int(seed))
+    gen = _util.generator(seed)
     u = torch.rand(1, batch_size, n_feat, generator=gen).to(device)  # (1, B, F), shared
     p = p.to(device).unsqueeze(1)  # (I, 1, F)
     x = torch.where(u < p, u / p.clamp_min(1e-12), torch.zeros((), device=device))  # (I, B, F)

@@ -23,26 +23,29 @@ import math
 import numbers
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
-from .data import _check_size, sample_features
-from .models import _generator, resolve_device
-from .train import _num_threads, _want_progress
+from . import _util
+from ._util import generator as _generator
+from ._util import num_threads as _num_threads
+from ._util import size as _check_size
+from ._util import want_progress as _want_progress
+from .data import sample_features
+from .models import resolve_device
 
 KINDS = ("l1", "topk")
 _EPS = 1e-12
 
 
 def _check_coeff(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
+    return _util.real(value, name, low=0)
 
 
 def _per_instance(value, n: int, name: str, cast) -> list:
     """A scalar or one value per instance, as a list of length n."""
-    values = list(value) if isinstance(value, (list, tuple, torch.Tensor)) else [value] * n
+    values = list(value) if isinstance(value, (list, tuple, torch.Tensor, np.ndarray)) else [value] * n
     if len(values) != n:
         raise ValueError(f"{name} must be a scalar or one value per instance ({n}), got {values}")
     return [cast(v.item() if isinstance(v, torch.Tensor) else v, name) for v in values]
@@ -53,12 +56,7 @@ def _per_instance(value, n: int, name: str, cast) -> list:
 
 
 def _as_float(x, name: str) -> torch.Tensor:
-    t = torch.as_tensor(x)
-    if not t.is_floating_point():
-        t = t.float()
-    if t.dim() < 1 or not torch.isfinite(t).all():
-        raise ValueError(f"{name} must be a finite tensor with at least one dimension")
-    return t
+    return _util.float_tensor(x, name, min_dim=1)
 
 
 def ista(
@@ -90,6 +88,13 @@ def ista(
         )
     lam = _check_coeff(l1_coeff, "l1_coeff")
     steps = _check_size(steps, "steps")
+    nonneg = _util.flag(nonneg, "nonneg")
+    Dm = Dm.to(h.device)  # the codes live where the activations are
+    if init is not None:
+        init = _as_float(init, "init").to(device=h.device, dtype=h.dtype)
+        want = (*h.shape[:-1], Dm.shape[-2])
+        if tuple(init.shape) != want:
+            raise ValueError(f"init must have the codes' shape {want}, got {tuple(init.shape)}")
     if batched:  # work in (I, B, .) so that every instance is one matmul of a batch
         h = h.transpose(0, 1)
         init = None if init is None else init.transpose(0, 1)
@@ -103,7 +108,7 @@ def _fista(h, D, lam: float, steps: int, nonneg: bool, init) -> torch.Tensor:
     # L = 2 sigma_max(D)^2 is the Lipschitz constant of the gradient of the squared error
     L = 2 * torch.linalg.matrix_norm(D, ord=2).square().clamp_min(_EPS)[..., None, None]
     gram, target = D @ D.transpose(-1, -2), h @ D.transpose(-1, -2)  # all the gradient needs
-    a = torch.zeros(*target.shape, dtype=h.dtype) if init is None else init.clone()
+    a = torch.zeros_like(target) if init is None else init.clone()
     y, t = a, 1.0
     for _ in range(steps):
         z = y - (2 / L) * (y @ gram - target)  # gradient step on ||h - y D||^2
@@ -144,16 +149,21 @@ def learn_dictionary(
     if h.dim() not in (2, 3):
         raise ValueError(f"h must be (samples, d) or (samples, instances, d), got {tuple(h.shape)}")
     n_atoms, iters = _check_size(n_atoms, "n_atoms"), _check_size(iters, "iters")
+    ista_steps = _check_size(ista_steps, "ista_steps")
+    nonneg = _util.flag(nonneg, "nonneg")
+    _generator(seed)  # checks the seed before any work
     lam = _check_coeff(l1_coeff, "l1_coeff")
     single = h.dim() == 2
     H = h.unsqueeze(0) if single else h.transpose(0, 1)  # (I, B, D)
-    n, gen = H.shape[0], _generator(seed)
+    n, gen, dev = H.shape[0], _generator(seed), H.device
     # start from randomly chosen (normalised) samples: they already lie where the data are
-    pick = torch.randint(H.shape[1], (n, n_atoms), generator=gen)
-    D = H[torch.arange(n).unsqueeze(1), pick]  # (I, S, D)
-    D = _normalise_rows(_normalise_rows(D) + 0.01 * torch.randn(D.shape, generator=gen))
+    # (drawn on the CPU, so that a seed picks the same samples on every device)
+    pick = torch.randint(H.shape[1], (n, n_atoms), generator=gen).to(dev)
+    D = H[torch.arange(n, device=dev).unsqueeze(1), pick]  # (I, S, D)
+    noise = torch.randn(D.shape, generator=gen, dtype=D.dtype).to(dev)
+    D = _normalise_rows(_normalise_rows(D) + 0.01 * noise)
     codes = None  # (B, I, S)
-    ridge = 1e-6 * torch.eye(n_atoms, dtype=H.dtype)
+    ridge = 1e-6 * torch.eye(n_atoms, dtype=H.dtype, device=dev)
     for round_ in range(iters + 1):  # iters dictionary updates, with codes before and after
         codes = ista(H.transpose(0, 1), D, lam, steps=ista_steps, nonneg=nonneg, init=codes)
         if round_ == iters:
@@ -227,8 +237,9 @@ class SparseAutoencoder(nn.Module):
         self.register_buffer("k", torch.tensor(ks, dtype=torch.long, device=device))  # (I,)
 
     def _check_k(self, value, name: str) -> int:
-        ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-        if not ok or not 1 <= value <= self.d_sae:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or not (
+            1 <= value <= self.d_sae
+        ):
             raise ValueError(f"{name} must be an integer in [1, d_sae={self.d_sae}], got {value!r}")
         return int(value)
 
@@ -238,8 +249,9 @@ class SparseAutoencoder(nn.Module):
             return self.W_enc, self.b_enc, self.W_dec, self.b_dec
         return (p.unsqueeze(0) for p in (self.W_enc, self.b_enc, self.W_dec, self.b_dec))
 
-    def _to_ibd(self, h: torch.Tensor) -> torch.Tensor:
-        """(B, I, D) or (B, D) -> (I, B, D), checking the shape."""
+    def _to_ibd(self, h) -> torch.Tensor:
+        """(B, I, D) or (B, D) -> (I, B, D) on the parameters' device, checking the shape."""
+        h = torch.as_tensor(h).to(device=self.W_dec.device, dtype=self.W_dec.dtype)
         want = (self.n_instances, self.d_in) if self.batched else (self.d_in,)
         if h.dim() != len(want) + 1 or tuple(h.shape[1:]) != want:
             want_str = ", ".join(map(str, want))
@@ -271,6 +283,11 @@ class SparseAutoencoder(nn.Module):
 
     def decode(self, a: torch.Tensor) -> torch.Tensor:
         """Reconstruction from latents: (B, [I,] S) -> (B, [I,] D)."""
+        a = torch.as_tensor(a).to(device=self.W_dec.device, dtype=self.W_dec.dtype)
+        want = (self.n_instances, self.d_sae) if self.batched else (self.d_sae,)
+        if a.dim() != len(want) + 1 or tuple(a.shape[1:]) != want:
+            want_str = ", ".join(map(str, want))
+            raise ValueError(f"latents must have shape (batch, {want_str}), got {tuple(a.shape)}")
         a = a.transpose(0, 1) if self.batched else a.unsqueeze(0)
         return self._from_ib(self._decode(a))
 
@@ -416,10 +433,12 @@ def train_sae(
     dead_window = _check_size(dead_window, "dead_window")
     if resample_every is not None:
         resample_every = _check_size(resample_every, "resample_every")
-    if not _check_coeff(lr, "lr") > 0:
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+    lr = _util.real(lr, "lr", low=0, low_open=True)
+    seed = _util.seed(seed)
+    if threads is not None:
+        threads = _check_size(threads, "threads")
+    if progress is not None and not isinstance(progress, bool):
+        raise ValueError(f"progress must be None, True or False, got {progress!r}")
     device = sae.W_dec.device
     data = _as_float(activations, "activations").to(device=device, dtype=torch.float32)
     n, d = sae.n_instances, sae.d_in
@@ -429,7 +448,7 @@ def train_sae(
         want = f"(samples, {d})" + (f" or (samples, {n}, {d})" if sae.batched else "")
         raise ValueError(f"activations must have shape {want}, got {tuple(data.shape)}")
 
-    gen = _generator(int(seed))
+    gen = _generator(seed)
     opt = torch.optim.Adam(sae.parameters(), lr=lr)
     log = {key: torch.empty(steps, n) for key in ("loss", "mse", "l0", "dead_fraction")}
     since_fired = torch.zeros(n, sae.d_sae, dtype=torch.long, device=device)  # (I, S)
@@ -480,9 +499,14 @@ def train_sae(
 
 
 def _directions(x, name: str) -> torch.Tensor:
-    t = torch.as_tensor(x).detach().to(torch.float64).cpu()
-    if t.dim() < 2:
-        raise ValueError(f"{name} must hold directions as rows, (..., n, d), got {tuple(t.shape)}")
+    t = _util.as_tensor(x, name).detach().to(torch.float64).cpu()
+    if t.dim() < 2 or 0 in t.shape:
+        raise ValueError(
+            f"{name} must hold at least one direction as rows, (..., n, d) with n, d >= 1,"
+            f" got {tuple(t.shape)}"
+        )
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
     return _normalise_rows(t)
 
 
@@ -492,6 +516,7 @@ def max_cosine(learned, truth, *, absolute: bool = True) -> torch.Tensor:
     `learned` is (..., n_learned, d) and `truth` (..., n_true, d), directions as rows (leading
     axes broadcast, e.g. instances). `absolute` scores the absolute cosine, ignoring sign.
     """
+    absolute = _util.flag(absolute, "absolute")
     L, T = _directions(learned, "learned"), _directions(truth, "truth")
     if L.shape[-1] != T.shape[-1]:
         raise ValueError(
@@ -510,8 +535,7 @@ def fraction_recovered(
     learned, truth, threshold: float = 0.9, *, absolute: bool = True
 ) -> torch.Tensor:
     """The fraction of true directions some learned direction matches with cosine > threshold."""
-    if not 0 <= threshold <= 1:
-        raise ValueError(f"threshold must lie in [0, 1], got {threshold!r}")
+    threshold = _util.real(threshold, "threshold", low=0, high=1)
     return (max_cosine(learned, truth, absolute=absolute) > threshold).float().mean(-1)
 
 
@@ -534,6 +558,7 @@ def sparse_synthetic(
     n_features = _check_size(n_features, "n_features")
     n = _check_size(n_instances, "n_instances") if n_instances is not None else 1
     gen = _generator(seed)
+    feature_probability = _util.real(feature_probability, "feature_probability", low=0, high=1)
     directions = _normalise_rows(torch.randn(n, n_features, d_in, generator=gen))  # (I, N, D)
     codes = sample_features(n_samples, feature_probability, n, n_features, generator=gen)
     acts = torch.einsum("bin,ind->bid", codes, directions)  # (B, I, D)

@@ -26,16 +26,14 @@ Shapes: B = batch, I = instances, F = features, H = hidden.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import numbers
-import os
 import threading
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import _util
 from .data import _check_size, per_instance_feature
 from .models import AbsModel, ToyModel
 
@@ -233,18 +231,37 @@ class _Prefetch:
         self._thread.join()
 
 
+_FUSED: dict[str, bool] = {}  # device type -> whether the fused kernel works there
+
+
 def _fused_adamw_works(device: torch.device) -> bool:
-    """Whether this torch has a fused AdamW kernel for `device` (CPU: torch >= 2.4)."""
-    t = torch.zeros(1, device=device)
+    """Whether this torch has a working fused AdamW kernel for `device` (CPU: torch >= 2.4).
+
+    `torch._fused_adamw_` is private, so any torch release may rename it or change its
+    arguments: whatever goes wrong in the probe (any exception, or a result that differs from
+    the plain update) means the plain update, never a crash. The answer is cached per device.
+    """
+    if device.type in _FUSED:
+        return _FUSED[device.type]
+    ok = False
     try:
+        prm = [torch.tensor([1.0, -2.0], device=device)]
+        grad = [torch.tensor([0.5, 0.25], device=device)]
+        moments = [torch.zeros(2, device=device) for _ in range(4)]
+        steps = [torch.zeros((), device=device) for _ in range(2)]
+        want = [prm[0].clone()]
+        _adamw(want, grad, moments[:1], moments[1:2], steps[:1], 1, 1e-3, 0.01, fused=False)
+        steps[1].add_(1)
         torch._fused_adamw_(
-            [t], [t.clone()], [t.clone()], [t.clone()], [], [t.new_ones(())],
-            lr=1e-3, beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8,
+            prm, grad, moments[2:3], moments[3:4], [], steps[1:],
+            lr=1e-3, beta1=BETAS[0], beta2=BETAS[1], weight_decay=0.01, eps=EPS,
             amsgrad=False, maximize=False,
         )
-    except (AttributeError, RuntimeError, NotImplementedError):
-        return False
-    return True
+        ok = bool(torch.allclose(prm[0], want[0], rtol=1e-5, atol=1e-7))
+    except Exception:  # noqa: BLE001 - a private op: any failure means "use the plain update"
+        ok = False
+    _FUSED[device.type] = ok
+    return ok
 
 
 class _Chunk:
@@ -330,21 +347,7 @@ def _auto_threads(model, batch_size: int) -> int:
     return 1 if work < 2_000_000 else torch.get_num_threads()
 
 
-@contextlib.contextmanager
-def _num_threads(n: int):
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-def _want_progress(progress) -> bool:
-    if progress is not None:
-        return bool(progress)
-    # The book's build and test commands set SUPERSIM_PROGRESS=0 to keep bars out of pages.
-    return os.environ.get("SUPERSIM_PROGRESS", "1").lower() not in ("0", "false", "no")
+_num_threads, _want_progress = _util.num_threads, _util.want_progress
 
 
 def _lr_at(lr: float, schedule: str, steps: int, warmup: int):
@@ -412,7 +415,7 @@ def _train_autograd(model, p, imp, steps, batch_size, lr_at, wd, seed, threads, 
     params = list(model.parameters())
     opt = torch.optim.AdamW(params, lr=lr_at(0), betas=BETAS, eps=EPS, weight_decay=wd)
     n_threads = threads or (_auto_threads(model, batch_size) if p.device.type == "cpu" else None)
-    with _num_threads(n_threads) if n_threads else contextlib.nullcontext():
+    with _num_threads(n_threads):
         for k in range(steps):
             for group in opt.param_groups:
                 group["lr"] = lr_at(k)
@@ -451,30 +454,25 @@ def train(
     linear ramp from 0.
     `progress=None` shows a bar unless the environment sets SUPERSIM_PROGRESS=0.
     """
+    model = _check_model(model)
     steps = _check_size(steps, "steps")
     batch_size = _check_size(batch_size, "batch_size")
-    for name, value in (("lr", lr), ("weight_decay", weight_decay)):
-        if not isinstance(value, numbers.Real) or not value >= 0 or value == float("inf"):
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    lr = _util.real(lr, "lr", low=0)
+    weight_decay = _util.real(weight_decay, "weight_decay", low=0)
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+    seed = _util.seed(seed)
     if threads is not None:
         threads = _check_size(threads, "threads")
-    if isinstance(warmup, bool) or not isinstance(warmup, numbers.Integral) or not 0 <= warmup:
-        raise ValueError(f"warmup must be an integer in [0, steps], got {warmup!r}")
-    if warmup > steps:
-        raise ValueError(f"warmup must be an integer in [0, steps={steps}], got {warmup!r}")
-    if not hasattr(model, "_forward") or not hasattr(model, "n_instances"):
-        raise ValueError(f"model must be a supersim model, got {type(model).__name__}")
+    warmup = _util.integer(warmup, "warmup", low=0, high=steps)
+    if progress is not None and not isinstance(progress, bool):
+        raise ValueError(f"progress must be None, True or False, got {progress!r}")
     device = next(model.parameters()).device
     shape = (model.n_instances, model.n_features)
     p = per_instance_feature(feature_probability, *shape, name="feature_probability", high=1.0)
     imp = per_instance_feature(importance, *shape, name="importance")
     p, imp = p.to(device), imp.to(device)
-    seed, lr, weight_decay = int(seed), float(lr), float(weight_decay)
-    lr_at = _lr_at(lr, schedule, steps, int(warmup))
+    lr_at = _lr_at(lr, schedule, steps, warmup)
     history = torch.empty(steps, model.n_instances, device=device)
 
     bar = None
@@ -516,13 +514,25 @@ def train(
         groups = _split(chunks, n_groups)
         # the bar runs in the first group's thread, and the kernels record 2 x loss
         shown, halve = slice(0, groups[0][-1].rows.stop), 0.5
-        with _num_threads(1) if cpu else contextlib.nullcontext():
+        with _num_threads(1 if cpu else None):
             _run(groups, steps, lr_at, on_step, prefetch)
         history.mul_(0.5)  # the kernels record 2 x loss
     finally:
         if bar is not None:
             bar.close()
     return history.cpu()
+
+
+def _check_model(model):
+    """A supersim model with float32 parameters (the training kernels' precision)."""
+    model = _util.model_of(model)
+    dtypes = {p.dtype for p in model.parameters()}
+    if dtypes != {torch.float32}:
+        got = ", ".join(sorted(str(d) for d in dtypes)) or "no parameters"
+        raise ValueError(
+            f"model must have float32 parameters (call model.float()), got {got}"
+        )
+    return model
 
 
 def _autograd_loss(model, x: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:
@@ -535,13 +545,15 @@ def evaluate(
     model, *, feature_probability, importance=1.0, batch_size: int = 100_000, seed: int = 1234
 ):
     """Per-instance loss (instances,) on one large fresh batch: the number to compare restarts by."""
+    model = _check_model(model)
     batch_size = _check_size(batch_size, "batch_size")
+    seed = _util.seed(seed)
     device = next(model.parameters()).device
     shape = (model.n_instances, model.n_features)
     p = per_instance_feature(feature_probability, *shape, name="feature_probability", high=1.0)
     imp = per_instance_feature(importance, *shape, name="importance")
     p, imp = p.to(device), imp.to(device)
-    gen = torch.Generator(device=device).manual_seed(int(seed))
+    gen = torch.Generator(device=device).manual_seed(seed)
     # in pieces of at most ~4M entries, so a big sweep does not need gigabytes
     rows = max(1, min(batch_size, (1 << 22) // (shape[0] * shape[1])))
     total = torch.zeros(shape[0], device=device)
@@ -559,8 +571,8 @@ def best_of_restarts(loss: torch.Tensor, n_restarts: int) -> torch.Tensor:
     instances axis, one winner per config, as the paper kept the best of several fits.
     """
     n_restarts = _check_size(n_restarts, "n_restarts")
-    loss = torch.as_tensor(loss)
-    if loss.dim() != 1 or loss.numel() % n_restarts:
+    loss = _util.float_tensor(loss, "loss", min_dim=1, max_dim=1)
+    if loss.numel() % n_restarts:
         raise ValueError(
             f"loss must be 1-D with a length divisible by n_restarts={n_restarts}, "
             f"got shape {tuple(loss.shape)}"

@@ -1,14 +1,38 @@
-"""Shared test setup: the repository root, and no progress bars in test output."""
+"""Shared test setup: the repository root, no progress bars, and kernels that claim a GPU.
+
+Every kernel the tests start (nbval's, one per chapter) runs an IPython startup file that
+makes `torch.cuda.is_available()` say True on this CPU-only machine: a chapter whose code
+picks CUDA by itself then fails here, as it would on a Colab GPU runtime, instead of later
+for a reader. The book build (`built_book`) runs without it, as `make book` does.
+"""
 
 import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 os.environ.setdefault("SUPERSIM_PROGRESS", "0")
+
+CLAIM_CUDA = """\
+# Written by supersim's tests/conftest.py: claim a GPU, so that code which picks CUDA by
+# itself fails in the tests instead of on a reader's GPU runtime.
+import torch
+torch.cuda.is_available = lambda: True
+"""
+_ipython_dir = tempfile.TemporaryDirectory(prefix="supersim-ipython-")
+_startup = pathlib.Path(_ipython_dir.name, "profile_default", "startup")
+_startup.mkdir(parents=True)
+(_startup / "00-claim-cuda.py").write_text(CLAIM_CUDA)
+os.environ["IPYTHONDIR"] = _ipython_dir.name
+
+
+def plain_env() -> dict:
+    """The environment without the test harness's settings, as a reader's shell has it."""
+    return {k: v for k, v in os.environ.items() if k not in ("SUPERSIM_PROGRESS", "IPYTHONDIR")}
 
 
 @pytest.fixture
@@ -24,7 +48,7 @@ def built_book():
     would be: the book's own Sphinx extension must keep progress bars out of the pages.
     """
     jb = pathlib.Path(sys.executable).with_name("jupyter-book")
-    env = {k: v for k, v in os.environ.items() if k != "SUPERSIM_PROGRESS"}
+    env = plain_env()
     run = subprocess.run(
         [str(jb), "build", str(ROOT), "-W", "--keep-going"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800,

@@ -5,12 +5,16 @@ page in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright): no
 errors, math typeset by the local MathJax, figures present, the Colab button pointing at the
 chapter's notebook on main, and every precomputed slider changing its figure when moved.
 A screenshot of each page lands in test-artifacts/screenshots/.
+
+Without Chromium these tests are skipped with the reason and how to install it, except in
+CI (the CI variable set), where a missing browser fails the run.
 """
 
 from __future__ import annotations
 
 import functools
 import http.server
+import os
 import pathlib
 import shutil
 import threading
@@ -22,7 +26,8 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = pathlib.Path("/usr/bin/chromium")
+# Debian's Chromium; SUPERSIM_CHROMIUM names another binary (e.g. on macOS)
+CHROMIUM = pathlib.Path(os.environ.get("SUPERSIM_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -57,13 +62,43 @@ def server(built_book):
     httpd.shutdown()
 
 
-@pytest.fixture(scope="module")
+def _missing(reason: str):
+    """Skip without a browser on a reader's machine; in CI (CI set) the browser is required."""
+    if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+        pytest.fail(f"{reason} (CI is set, so the browser tests are required)")
+    pytest.skip(f"{reason}: browser tests skipped. {INSTALL_HINT}")
+
+
+INSTALL_HINT = (
+    "To run them, install Chromium: `sudo apt-get install chromium` (Debian/Ubuntu; or "
+    "`make browser`), or `.venv/bin/python -m playwright install chromium` (any platform)"
+)
+
+
+def _chromium(playwright) -> str | None:
+    """Debian's Chromium, else a Chromium that Playwright downloaded itself, else None."""
+    if CHROMIUM.exists():
+        return str(CHROMIUM)
+    try:
+        path = playwright.chromium.executable_path
+    except Exception:  # noqa: BLE001 - no Playwright-managed browser either
+        return None
+    return path if path and pathlib.Path(path).exists() else None
+
+
+# session-scoped, so that it comes before the book build (`built_book`, also session-scoped):
+# without a browser the tests skip at once instead of building the book first
+@pytest.fixture(scope="session")
 def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: `make test` installs it with apt-get (package chromium)")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("Playwright is not installed")
+    with sync_playwright() as p:
+        path = _chromium(p)
+        if path is None:
+            _missing(f"No Chromium found (neither {CHROMIUM} nor a Playwright-managed one)")
+        b = p.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
         yield b
         b.close()
 

@@ -284,7 +284,7 @@ def test_bad_training_and_scoring_arguments():
         ss.ista(torch.rand(3, 4), torch.rand(5, 4), -1.0)
     with pytest.raises(ValueError, match="n_atoms must be a positive integer"):
         ss.learn_dictionary(torch.rand(30, 4), 0, 0.1)
-    with pytest.raises(ValueError, match=r"threshold must lie in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"threshold must be a finite number in \[0, 1\]"):
         ss.fraction_recovered(torch.eye(3), torch.eye(3), threshold=1.5)
     with pytest.raises(ValueError, match="share the last axis"):
         ss.mmcs(torch.rand(4, 3), torch.rand(4, 5))

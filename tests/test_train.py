@@ -286,9 +286,9 @@ def test_same_loop_on_cuda():
         (dict(schedule="linear"), "schedule"),
         (dict(seed=1.5), "seed"),
         (dict(threads=0), "threads"),
-        (dict(warmup=11), r"warmup must be an integer in \[0, steps=10\]"),
+        (dict(warmup=11), r"warmup must be an integer in \[0, 10\]"),
         (dict(warmup=-1), "warmup"),
-        (dict(feature_probability=1.5), r"feature_probability must lie in \[0.0, 1.0\]"),
+        (dict(feature_probability=1.5), r"feature_probability must be finite and lie in \[0.0, 1.0\]"),
         (dict(importance=torch.ones(3)), "importance must broadcast"),
     ],
 )

@@ -1,0 +1,191 @@
+"""What every public function shares: argument checks, seeds, devices, threads, progress bars.
+
+The checking policy of the package, in one place:
+
+- a bad argument raises `ValueError` naming the argument and what is allowed, before any work;
+- integers may be Python or NumPy integers (never bools); reals must be finite unless a
+  function says otherwise;
+- the device is the CPU unless the caller asks for another one (`device="cuda"`): these models
+  are faster on a CPU, and the book's numbers are written against the CPU's random streams;
+- a function that changes torch's (process-wide) thread count holds `_THREADS` while it
+  runs, so two trainings in two Python threads never change each other's numbers, and the
+  count is always put back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import os
+import threading
+
+import numpy as np
+import torch
+
+# Seeds go to torch.Generator.manual_seed, which takes 64-bit unsigned values.
+_SEED_MAX = 2**63 - 1
+
+
+def integer(value, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """`value` as an int in [low, high]; NumPy integers and 0-d integer tensors count."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point():
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer{_range(low, high)}, got {value!r}")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} must be an integer{_range(low, high)}, got {value!r}")
+    return value
+
+
+def _range(low, high) -> str:
+    if low is not None and high is not None:
+        return f" in [{low}, {high}]"
+    if low is not None:
+        return f" >= {low}"
+    return f" <= {high}" if high is not None else ""
+
+
+def flag(value, name: str) -> bool:
+    """True or False (NumPy bools count); anything else is a mistake worth naming."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def size(value, name: str) -> int:
+    """A positive integer (a count or a length)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def real(
+    value,
+    name: str,
+    *,
+    low: float = -math.inf,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """`value` as a finite float in the interval from low to high (ends open or closed)."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0:
+        value = value.item()
+    ok = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+    if ok:
+        v = float(value)
+        ok = math.isfinite(v) and (v > low if low_open else v >= low)
+        ok = ok and (v < high if high_open else v <= high)
+    if not ok:
+        if math.isinf(low) and math.isinf(high):
+            allowed = ""
+        elif math.isinf(high):
+            allowed = f" {'>' if low_open else '>='} {low:g}"
+        elif math.isinf(low):
+            allowed = f" {'<' if high_open else '<='} {high:g}"
+        else:
+            allowed = f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be a finite number{allowed}, got {value!r}")
+    return v
+
+
+def seed(value, name: str = "seed") -> int:
+    """A seed: an integer in [0, 2^63 - 1]."""
+    return integer(value, name, low=0, high=_SEED_MAX)
+
+
+def generator(value, name: str = "seed") -> torch.Generator:
+    """A CPU generator seeded with the checked `value` (CPU draws: same numbers on any device)."""
+    return torch.Generator().manual_seed(seed(value, name))
+
+
+def device(value=None) -> torch.device:
+    """The device to use: the CPU when `value` is None; CUDA only when asked for by name."""
+    if value is None:
+        return torch.device("cpu")
+    try:
+        return torch.device(value)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device must be None (the CPU), a torch.device or a name such as 'cpu' or 'cuda',"
+            f" got {value!r}"
+        ) from None
+
+
+def model_of(value, name: str = "model"):
+    """A supersim toy model (anything with `n_instances`, `n_features`, `_forward`, `target`)."""
+    need = ("n_instances", "n_features", "_forward", "target")
+    if not isinstance(value, torch.nn.Module) or not all(hasattr(value, a) for a in need):
+        raise ValueError(
+            f"{name} must be a supersim model (ToyModel, AbsModel or a subclass),"
+            f" got {type(value).__name__}"
+        )
+    return value
+
+
+def as_tensor(value, name: str) -> torch.Tensor:
+    """torch.as_tensor, with an error that names the argument when `value` holds no numbers."""
+    if isinstance(value, (str, bytes)) or value is None:
+        raise ValueError(f"{name} must be a tensor or an array of numbers, got {value!r}")
+    try:
+        return torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError):
+        kind = type(value).__name__
+        raise ValueError(f"{name} must be a tensor or an array of numbers, got {kind}") from None
+
+
+def float_tensor(
+    value, name: str, *, min_dim: int = 1, max_dim: int | None = None, shape: str = ""
+) -> torch.Tensor:
+    """A non-empty, finite floating-point tensor with a number of axes in [min_dim, max_dim].
+
+    `shape` describes the allowed shapes in the error message, e.g. "(instances, features)".
+    """
+    t = as_tensor(value, name)
+    if not t.is_floating_point():
+        if t.dtype == torch.bool or t.is_complex():
+            raise ValueError(f"{name} must hold real numbers, got dtype {t.dtype}")
+        t = t.float()
+    dims = f"{min_dim}" if max_dim == min_dim else f"{min_dim} to {max_dim or 'any number of'}"
+    want = shape or f"{dims} axes"
+    if t.dim() < min_dim or (max_dim is not None and t.dim() > max_dim):
+        raise ValueError(f"{name} must be {want}, got shape {tuple(t.shape)}")
+    if t.numel() == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return t
+
+
+# ----------------------------------------------------------------------------------------------
+# Threads and progress bars
+
+_THREADS = threading.RLock()
+
+
+@contextlib.contextmanager
+def num_threads(n: int | None):
+    """Run the block with torch using `n` threads (None: as set), and nobody else changing it.
+
+    torch's thread count is process-wide: the lock keeps a second training (a widget callback,
+    say) from changing it under this one, and the count is restored on the way out.
+    """
+    with _THREADS:
+        old = torch.get_num_threads()
+        if n is not None and n != old:
+            torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            if torch.get_num_threads() != old:
+                torch.set_num_threads(old)
+
+
+def want_progress(progress) -> bool:
+    """Whether to show a progress bar: as asked, else unless SUPERSIM_PROGRESS=0."""
+    if progress is not None:
+        return bool(progress)
+    # The book's build and test commands set SUPERSIM_PROGRESS=0 to keep bars out of pages.
+    return os.environ.get("SUPERSIM_PROGRESS", "1").lower() not in ("0", "false", "no")
