@@ -146,10 +146,19 @@ class Explorer:
     def _repr_mimebundle_(self, include=None, exclude=None):
         bundle = {"text/plain": f"<Explorer: {', '.join(self.params)}>", "text/html": self.to_html()}
         try:
-            bundle.update(self.widget()._repr_mimebundle_() or {})
+            bundle.update(_widget_bundle(self.widget()))
         except Exception:  # no widget support (e.g. plain IPython): the HTML still works
             pass
         return bundle
+
+
+def _widget_bundle(widget) -> dict:
+    """The display data of a live widget, under ipywidgets 8 and under 7 (Colab's)."""
+    if hasattr(widget, "_repr_mimebundle_"):  # ipywidgets >= 8
+        return widget._repr_mimebundle_() or {}
+    # ipywidgets 7 displays itself through _ipython_display_; the view it sends is this
+    view = {"version_major": 2, "version_minor": 0, "model_id": widget.model_id}
+    return {"application/vnd.jupyter.widget-view+json": view}
 
 
 def sparsity_explorer(W, densities, *, importance=None, title: str = "") -> Explorer:
