@@ -75,7 +75,8 @@ def _run(cmd, **kw):
 
 def _versions(py: str) -> dict:
     names = ["torch", *COLAB_PREINSTALLED]
-    code = "import importlib.metadata as m, json, sys; print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))"
+    code = ("import importlib.metadata as m, json, sys; "
+            "print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))")
     return json.loads(_run([py, "-c", code, *names]))
 
 
