@@ -3,7 +3,9 @@
 A chapter's hidden asserts must hold for any seed, not for the one in the notebook: the CI
 machine's floating point can already land on other local optima than a laptop's for the same
 seed. This script replaces every `seed=0` in the chapter's code cells with each given seed,
-executes the copy in a fresh kernel (errors do not stop the run) and prints one line per seed:
+executes the copy in a fresh kernel (errors do not stop the run) and prints one line per seed.
+A chapter defines one `SEED = 0` in its imports cell and derives every other seed from it, so
+the script swaps that line; a chapter without one has every `seed=0` swapped instead:
 
     python tools/check_seeds.py book/05_absolute_value.ipynb 1 2 3 4 5
 
@@ -26,9 +28,14 @@ from nbclient import NotebookClient
 def run_with_seed(path: pathlib.Path, seed: int) -> tuple[float, list[tuple[int, str, str]]]:
     """Seconds taken, and (cell index, error name, first line of the message) per failing cell."""
     nb = nbformat.read(path, as_version=4)
+    knob = re.compile(r"^SEED = 0$", re.MULTILINE)
+    has_knob = any(knob.search(c.source) for c in nb.cells if c.cell_type == "code")
     for cell in nb.cells:
         if cell.cell_type == "code":
-            cell.source = re.sub(r"\bseed=0\b", f"seed={seed}", cell.source)
+            if has_knob:
+                cell.source = knob.sub(f"SEED = {seed}", cell.source)
+            else:
+                cell.source = re.sub(r"\bseed=0\b", f"seed={seed}", cell.source)
     client = NotebookClient(nb, timeout=1200, kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
