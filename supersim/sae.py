@@ -510,11 +510,13 @@ def _directions(x, name: str) -> torch.Tensor:
     return _normalise_rows(t)
 
 
-def max_cosine(learned, truth, *, absolute: bool = True) -> torch.Tensor:
+def max_cosine(learned, truth, *, absolute: bool = False) -> torch.Tensor:
     """For each true direction, the best cosine with any learned one: (..., n_true).
 
     `learned` is (..., n_learned, d) and `truth` (..., n_true, d), directions as rows (leading
-    axes broadcast, e.g. instances). `absolute` scores the absolute cosine, ignoring sign.
+    axes broadcast, e.g. instances). The cosine is signed by default: a latent that reads
+    -f is not a detector of f (an SAE's non-negative codes cannot express f through it).
+    `absolute=True` scores the absolute cosine instead, ignoring sign, as for lines.
     """
     absolute = _util.flag(absolute, "absolute")
     L, T = _directions(learned, "learned"), _directions(truth, "truth")
@@ -526,13 +528,13 @@ def max_cosine(learned, truth, *, absolute: bool = True) -> torch.Tensor:
     return (cos.abs() if absolute else cos).amax(-1).float()
 
 
-def mmcs(learned, truth, *, absolute: bool = True) -> torch.Tensor:
+def mmcs(learned, truth, *, absolute: bool = False) -> torch.Tensor:
     """Mean max cosine similarity: the mean over true directions of `max_cosine`, (...)."""
     return max_cosine(learned, truth, absolute=absolute).mean(-1)
 
 
 def fraction_recovered(
-    learned, truth, threshold: float = 0.9, *, absolute: bool = True
+    learned, truth, threshold: float = 0.9, *, absolute: bool = False
 ) -> torch.Tensor:
     """The fraction of true directions some learned direction matches with cosine > threshold."""
     threshold = _util.real(threshold, "threshold", low=0, high=1)

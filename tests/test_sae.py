@@ -63,7 +63,7 @@ def test_learn_dictionary_recovers_known_directions_and_is_deterministic():
     D, codes = ss.learn_dictionary(h, 12, 0.2, seed=0)
     assert D.shape == (2, 12, 8) and codes.shape == (1000, 2, 12)
     assert torch.allclose(D.norm(dim=-1), torch.ones(2, 12), atol=1e-5)
-    assert (ss.mmcs(D, dirs, absolute=False) > 0.95).all()
+    assert (ss.mmcs(D, dirs) > 0.95).all()
     D_again, _ = ss.learn_dictionary(h, 12, 0.2, seed=0)
     assert torch.equal(D, D_again)
     D0, codes0 = ss.learn_dictionary(h[:, 0], 12, 0.2, seed=0)  # unbatched shapes
@@ -78,10 +78,10 @@ def test_mmcs_known_answers():
     truth = torch.eye(3)
     assert ss.mmcs(truth, truth).item() == pytest.approx(1.0)
     assert ss.mmcs(truth[[2, 0, 1]] * 5, truth).item() == pytest.approx(1.0)  # order, scale
-    assert ss.mmcs(-truth, truth).item() == pytest.approx(1.0)  # |cos| ignores the sign
-    # signed: e_i's best match among -e_1..-e_3 is an orthogonal one (cos 0), not its opposite
-    assert ss.mmcs(-truth, truth, absolute=False).item() == pytest.approx(0.0)
-    assert ss.mmcs(-truth[:1], truth, absolute=False).item() == pytest.approx(-1 / 3)
+    assert ss.mmcs(-truth, truth, absolute=True).item() == pytest.approx(1.0)  # |cos| ignores the sign
+    # signed (the default): e_i's best match among -e_1..-e_3 is an orthogonal one (cos 0)
+    assert ss.mmcs(-truth, truth).item() == pytest.approx(0.0)
+    assert ss.mmcs(-truth[:1], truth).item() == pytest.approx(-1 / 3)
     # one learned direction at 60 degrees from e1 and 30 from e2 in the plane
     learned = torch.tensor([[math.cos(math.pi / 3), math.sin(math.pi / 3), 0.0]])
     best = ss.max_cosine(learned, truth)
@@ -166,7 +166,7 @@ def test_train_sae_recovers_directions_keeps_unit_decoder_and_is_deterministic()
     assert torch.allclose(sae.W_dec.norm(dim=-1), torch.ones(2, 24), atol=1e-5)
     assert isinstance(log, SAELog) and log.loss.shape == (600, 2) and log.n_resampled.shape == (2,)
     assert (log.loss[-50:].mean(0) < 0.5 * log.loss[:50].mean(0)).all()
-    assert (ss.mmcs(sae.W_dec, dirs, absolute=False) > 0.97).all()
+    assert (ss.mmcs(sae.W_dec, dirs) > 0.97).all()
     assert "SAELog(steps=600" in repr(log)
 
 
