@@ -29,26 +29,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Run first in the kernel: the trainer takes its fast path only for these exact classes, so
 # swapping in stand-ins sends every model through the autograd loop. The module comes from
 # sys.modules because `supersim.train` as an attribute is the function, not the module.
-# `phase.train_with_sampler` (a custom-data loop, not the trainer) calls `loss_and_grads`,
-# which checks the same names: it gets the real classes back for the length of the call.
+# `phase.train_with_sampler` goes through `supersim.train` too, so it follows.
 FORCE_AUTOGRAD = """\
 import sys, supersim
-_t, _phase = sys.modules["supersim.train"], sys.modules["supersim.phase"]
-_real = (_t.ToyModel, _t.AbsModel)
-_fake = (type("NotToyModel", (), {}), type("NotAbsModel", (), {}))
-_t.ToyModel, _t.AbsModel = _fake
-_grads = _t.loss_and_grads
-
-
-def _grads_with_real_classes(*args, **kwargs):
-    _t.ToyModel, _t.AbsModel = _real
-    try:
-        return _grads(*args, **kwargs)
-    finally:
-        _t.ToyModel, _t.AbsModel = _fake
-
-
-_phase.loss_and_grads = _grads_with_real_classes
+_t = sys.modules["supersim.train"]
+_t.ToyModel, _t.AbsModel = type("NotToyModel", (), {}), type("NotAbsModel", (), {})
 """
 
 

@@ -4,7 +4,13 @@ The helper package of the supersim book. Each module follows one concern of the 
 data (sparse features), models (toy models), train (one batched loop), metrics, plot, widgets.
 """
 
-from .data import importance_decay, sample_correlated_features, sample_features, sparsity_sweep
+from .data import (
+    finite_sampler,
+    importance_decay,
+    sample_correlated_features,
+    sample_features,
+    sparsity_sweep,
+)
 from .geometry import (
     coherence,
     cosine_matrix,
@@ -46,6 +52,7 @@ __all__ = [
     "evaluate",
     "feature_dimensionality",
     "feature_norms",
+    "finite_sampler",
     "fraction_recovered",
     "importance_decay",
     "ista",

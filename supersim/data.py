@@ -179,3 +179,30 @@ def sample_correlated_features(
         parts.append(torch.rand((*shape, n_independent), generator=generator, device=p.device) < p)
     active = torch.cat(parts, dim=-1)
     return torch.where(active, value, torch.zeros((), device=p.device))
+
+
+def finite_sampler(x: torch.Tensor):
+    """A sampler for `train.train(..., sampler=...)` that draws from a fixed training set.
+
+    x is the whole training set, (examples T, instances, features), e.g. from
+    `sample_features(T, ...)`. A batch of T is the full set, in order (full-batch training);
+    a smaller batch is a fresh random subset of the examples, the same for every instance.
+    Henighan et al. (2023) train the toy model this way to study memorization (chapter 8).
+    """
+    if not isinstance(x, torch.Tensor) or x.dim() != 3 or not x.is_floating_point():
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must be a float tensor (examples, instances, features), got {got}")
+    n_examples = x.shape[0]
+    if n_examples < 1:
+        raise ValueError("x must hold at least one example")
+
+    def sampler(batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        batch_size = _check_size(batch_size, "batch_size")
+        if batch_size > n_examples:
+            raise ValueError(f"batch_size must be at most the {n_examples} examples, got {batch_size}")
+        if batch_size == n_examples:
+            return x  # (T, I, F)
+        pick = torch.randperm(n_examples, generator=generator, device=x.device)[:batch_size]
+        return x[pick]  # (B, I, F)
+
+    return sampler

@@ -10,8 +10,8 @@ expense of the other features), or store it in superposition. This module
   same reasoning carried over to n = 3, m = 2;
 - lays an (importance, density, restart) grid out as instances of one batched model, trains
   it, keeps the best restart per cell and classifies what the extra feature got;
-- trains a model on inputs from any sampler (e.g. `data.sample_correlated_features`), with
-  the gradients of `train.loss_and_grads`.
+- trains a model on inputs from any sampler (e.g. `data.sample_correlated_features`) through
+  `train.train`.
 
 Taught in chapter 4b ("The geometry of superposition and phase changes"); chapter 4c
 ("Non-uniform superposition and the privileged basis") uses the loss helpers and the sampler
@@ -32,7 +32,7 @@ from . import _util
 from .data import _check_size, per_instance_feature
 from .metrics import superposition
 from .models import ToyModel
-from .train import loss_and_grads, train
+from .train import train
 
 PHASES = ("ignored", "superposed", "dedicated")  # what the extra feature gets; index = class
 TRIPLE_POINT = (4 / 7, 1.0)  # (density, importance) where the three phases meet (both models)
@@ -326,40 +326,13 @@ def train_with_sampler(
 ) -> torch.Tensor:
     """Train `model` on batches `sampler(batch_size, generator)` of shape (B, I, F).
 
-    The same loss and optimiser as `train.train` (AdamW, importance-weighted squared error,
-    hand-written gradients), for data `train` cannot draw, such as correlated features.
+    `train.train(..., sampler=sampler)` with this chapter's defaults and no progress bar: the
+    same loss and optimiser, for data `train` cannot draw, such as correlated features.
     Returns the (steps, instances) loss history.
     """
-    steps = _check_size(steps, "steps")
-    batch_size = _check_size(batch_size, "batch_size")
     if not isinstance(model, ToyModel):
         raise ValueError(f"model must be a supersim.ToyModel, got {type(model).__name__}")
-    if not callable(sampler):
-        raise ValueError(f"sampler must be callable as sampler(batch_size, generator), got {sampler!r}")
-    device = model.W.device
-    imp = per_instance_feature(importance, model.n_instances, model.n_features, name="importance").to(device)
-    gen = torch.Generator(device=device).manual_seed(int(seed))
-    params = dict(model.named_parameters())
-    opt = torch.optim.AdamW(params.values(), lr=lr, weight_decay=weight_decay, foreach=True)
-    history = torch.empty(steps, model.n_instances)
-    want = (batch_size, model.n_instances, model.n_features)
-    threads = torch.get_num_threads()
-    # these models are tiny: a second CPU thread only adds synchronisation (and stalls when
-    # the other core is busy), so the loop runs on one
-    torch.set_num_threads(1)
-    try:
-        for step in range(steps):
-            x = sampler(batch_size, gen)
-            if tuple(x.shape) != want:
-                raise ValueError(f"sampler must return shape {want}, got {tuple(x.shape)}")
-            with torch.no_grad():
-                loss, grads = loss_and_grads(model, x.transpose(0, 1).contiguous(), imp)  # (I, B, F)
-            for name, g in grads.items():
-                params[name].grad = g
-            opt.step()
-            history[step] = loss
-    finally:
-        torch.set_num_threads(threads)
-        for prm in params.values():
-            prm.grad = None
-    return history
+    return train(
+        model, sampler=sampler, importance=importance, steps=steps, batch_size=batch_size,
+        lr=lr, weight_decay=weight_decay, seed=seed, progress=False,
+    )

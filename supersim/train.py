@@ -271,7 +271,7 @@ class _Chunk:
     """
 
     def __init__(self, model, rows: slice, p, imp, batch_size, seed, history, fused, wd):
-        device = p.device
+        device = imp.device
         self.rows, self.history, self.fused, self.wd = rows, history, fused, wd
         self.params = [getattr(model, n).detach()[rows] for n in _param_names(model)]
         self.grads = [torch.empty_like(t) for t in self.params]
@@ -280,20 +280,23 @@ class _Chunk:
         step_count = torch.zeros((), device=device)  # shared: one increment per step
         self.state_steps = [step_count] * len(self.params)
         self.t = 0
-        p = p[rows].unsqueeze(2)  # (c, F, 1)
-        n_feat = p.shape[1]
-        signed = bool(model.signed_inputs)
-        self.scale = -(2.0 if signed else 1.0) / p.clamp_min(1e-30)
-        self.on = (p > 0).float() if bool((p == 0).any()) else None
-        self.signed = signed
+        n_feat = imp.shape[1]
         self.imps = imp[rows].unsqueeze(2) * (2.0 / (batch_size * n_feat))  # (c, F, 1)
-        self.uniforms = _Uniforms((p.shape[0], n_feat, batch_size), seed, device)
         self.kernel = _kernel(model)
+        self.uniforms = None  # a sampler's batches come in through `step` instead
+        if p is not None:
+            p = p[rows].unsqueeze(2)  # (c, F, 1)
+            signed = bool(model.signed_inputs)
+            self.scale = -(2.0 if signed else 1.0) / p.clamp_min(1e-30)
+            self.on = (p > 0).float() if bool((p == 0).any()) else None
+            self.signed = signed
+            self.uniforms = _Uniforms((p.shape[0], n_feat, batch_size), seed, device)
 
-    def step(self, k: int, lr: float, u: torch.Tensor | None = None) -> None:
-        """Train step k on uniforms u (drawn here when None)."""
-        u = self.uniforms.draw() if u is None else u
-        xn = _neg_features(u, self.scale, self.signed, self.on)
+    def step(self, k: int, lr: float, u: torch.Tensor | None = None, xn=None) -> None:
+        """Train step k on uniforms u (drawn here when None), or on the batch -x given as xn."""
+        if xn is None:
+            u = self.uniforms.draw() if u is None else u
+            xn = _neg_features(u, self.scale, self.signed, self.on)
         self.kernel(self.params, xn, self.imps, self.history[k, self.rows], self.grads)
         self.t += 1
         _adamw(self.params, self.grads, self.exp_avg, self.exp_avg_sq, self.state_steps, self.t,
@@ -363,10 +366,11 @@ def _lr_at(lr: float, schedule: str, steps: int, warmup: int):
     return at
 
 
-def _run(groups: list[list], steps: int, lr_at, on_step, prefetch: bool) -> None:
+def _run(groups: list[list], steps: int, lr_at, on_step, prefetch: bool, feed=None) -> None:
     """Run every group of chunks for `steps` steps, one thread per group after the first.
 
-    With `prefetch`, a background thread draws the (single) group's random numbers.
+    With `prefetch`, a background thread draws the (single) group's random numbers; with
+    `feed` (one group only), step k trains on the batch -x = feed(k), (I, F, B), instead.
     """
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -378,7 +382,11 @@ def _run(groups: list[list], steps: int, lr_at, on_step, prefetch: bool) -> None
                 if stop.is_set():
                     return
                 lr = lr_at(k)
-                if ahead is None:
+                if feed is not None:
+                    xn = feed(k)  # (I, F, B)
+                    for chunk in chunks:
+                        chunk.step(k, lr, xn=xn[chunk.rows])
+                elif ahead is None:
                     for chunk in chunks:
                         chunk.step(k, lr)
                 else:
@@ -409,17 +417,21 @@ def _run(groups: list[list], steps: int, lr_at, on_step, prefetch: bool) -> None
         raise errors[0]
 
 
-def _train_autograd(model, p, imp, steps, batch_size, lr_at, wd, seed, threads, on_step, history):
+def _train_autograd(model, p, imp, steps, batch_size, lr_at, wd, seed, threads, on_step, history,
+                    draw=None):
     """The plain loop for any other module with `_forward` and `target`: autograd + AdamW."""
-    gen = torch.Generator(device=p.device).manual_seed(_stream_seed(seed, 0))
+    gen = torch.Generator(device=imp.device).manual_seed(_stream_seed(seed, 0))
     params = list(model.parameters())
     opt = torch.optim.AdamW(params, lr=lr_at(0), betas=BETAS, eps=EPS, weight_decay=wd)
-    n_threads = threads or (_auto_threads(model, batch_size) if p.device.type == "cpu" else None)
+    n_threads = threads or (_auto_threads(model, batch_size) if imp.device.type == "cpu" else None)
     with _num_threads(n_threads):
         for k in range(steps):
             for group in opt.param_groups:
                 group["lr"] = lr_at(k)
-            x = _sample_ibf(batch_size, p, model.signed_inputs, gen)  # (I, B, F)
+            if draw is None:
+                x = _sample_ibf(batch_size, p, model.signed_inputs, gen)  # (I, B, F)
+            else:
+                x = draw(gen).transpose(0, 1)  # (I, B, F)
             opt.zero_grad(set_to_none=True)
             loss = _autograd_loss(model, x, imp)
             loss.sum().backward()
@@ -433,7 +445,7 @@ def _train_autograd(model, p, imp, steps, batch_size, lr_at, wd, seed, threads, 
 def train(
     model,
     *,
-    feature_probability,
+    feature_probability=None,
     importance=1.0,
     steps: int = 10_000,
     batch_size: int = 1024,
@@ -444,6 +456,9 @@ def train(
     progress: bool | None = None,
     threads: int | None = None,
     warmup: int = 0,
+    sampler=None,
+    snapshot_every: int | None = None,
+    snapshots: list | None = None,
 ) -> torch.Tensor:
     """Train `model` in place on sparse features; return the (steps, instances) loss history.
 
@@ -453,6 +468,16 @@ def train(
     of cores). `schedule` is "constant" or "cosine" (decay to 0), after `warmup` steps of
     linear ramp from 0.
     `progress=None` shows a bar unless the environment sets SUPERSIM_PROGRESS=0.
+
+    Other data: instead of `feature_probability`, pass `sampler`, called as
+    `sampler(batch_size, generator)` once per step; it returns the batch as a (batch_size,
+    instances, features) tensor, like `data.sample_features`, and `generator` is a
+    `torch.Generator` seeded from `seed` for any random draws it makes (e.g.
+    `data.finite_sampler` for a fixed training set). Loss and optimiser are the same.
+
+    Snapshots: with `snapshot_every=k`, a copy of every parameter, `{name: tensor}` on the
+    CPU, is appended to the list `snapshots` after steps k, 2k, ... (counted from 1), as a
+    pair `(step, params)`. The numbers are the same as without snapshots.
     """
     model = _check_model(model)
     steps = _check_size(steps, "steps")
@@ -467,11 +492,24 @@ def train(
     warmup = _util.integer(warmup, "warmup", low=0, high=steps)
     if progress is not None and not isinstance(progress, bool):
         raise ValueError(f"progress must be None, True or False, got {progress!r}")
+    if (feature_probability is None) == (sampler is None):
+        raise ValueError("pass exactly one of feature_probability and sampler")
+    if sampler is not None and not callable(sampler):
+        raise ValueError(f"sampler must be callable as sampler(batch_size, generator), got {sampler!r}")
+    if snapshot_every is not None:
+        snapshot_every = _check_size(snapshot_every, "snapshot_every")
+        if not isinstance(snapshots, list):
+            raise ValueError(f"snapshots must be a list to append to when snapshot_every is set, "
+                             f"got {snapshots!r}")
+    elif snapshots is not None:
+        raise ValueError("snapshots needs snapshot_every (how many steps between snapshots)")
     device = next(model.parameters()).device
     shape = (model.n_instances, model.n_features)
-    p = per_instance_feature(feature_probability, *shape, name="feature_probability", high=1.0)
-    imp = per_instance_feature(importance, *shape, name="importance")
-    p, imp = p.to(device), imp.to(device)
+    p = None
+    if sampler is None:
+        p = per_instance_feature(feature_probability, *shape, name="feature_probability", high=1.0)
+        p = p.to(device)
+    imp = per_instance_feature(importance, *shape, name="importance").to(device)
     lr_at = _lr_at(lr, schedule, steps, warmup)
     history = torch.empty(steps, model.n_instances, device=device)
 
@@ -488,13 +526,31 @@ def train(
         if bar is not None and k % 100 == 99:
             bar.update(100)
             bar.set_postfix(loss=f"{history[k, shown].mean().item() * halve:.4g}", refresh=False)
+        if snapshot_every is not None and (k + 1) % snapshot_every == 0:
+            params = {n: t.detach().to("cpu", copy=True) for n, t in model.named_parameters()}
+            snapshots.append((k + 1, params))
+
+    draw = None
+    if sampler is not None:
+        gen = torch.Generator(device=device).manual_seed(_stream_seed(seed, 0))
+        want = (batch_size, *shape)
+
+        def draw(gen=gen) -> torch.Tensor:
+            x = sampler(batch_size, gen)
+            if not isinstance(x, torch.Tensor) or tuple(x.shape) != want:
+                got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+                raise ValueError(f"sampler must return shape {want} (a tensor), got {got}")
+            return x.to(device=device, dtype=torch.float32)  # (B, I, F)
+
+        def feed(k: int) -> torch.Tensor:
+            return draw().permute(1, 2, 0).neg().contiguous()  # -x, (I, F, B)
 
     try:
         # exact types only: a subclass may change the forward pass the hand-written gradients assume
         if type(model) not in (ToyModel, AbsModel):
             _train_autograd(
                 model, p, imp, steps, batch_size, lr_at, weight_decay, seed, threads, on_step,
-                history,
+                history, draw,
             )
             return history.cpu()
         rows = _chunk_rows(*shape, batch_size, device)
@@ -508,14 +564,18 @@ def train(
         threads = threads or torch.get_num_threads()
         work = batch_size * model.n_instances * model.n_features * (model.d_hidden + 8)
         n_groups = min(threads, len(chunks)) if cpu and work >= _THREAD_WORK else 1
+        # Snapshots and a sampler's batches need every chunk at the same step: one worker.
+        # Chunks give the same numbers in any grouping, so this changes speed, not results.
+        if snapshot_every is not None or draw is not None:
+            n_groups = 1
         # a spare thread draws the random numbers ahead of a lone worker
-        prefetch = cpu and n_groups == 1 and threads > 1
+        prefetch = cpu and n_groups == 1 and threads > 1 and draw is None
         # Each worker thread runs its chunks single-threaded: no OpenMP barriers to stall on.
         groups = _split(chunks, n_groups)
         # the bar runs in the first group's thread, and the kernels record 2 x loss
         shown, halve = slice(0, groups[0][-1].rows.stop), 0.5
         with _num_threads(1 if cpu else None):
-            _run(groups, steps, lr_at, on_step, prefetch)
+            _run(groups, steps, lr_at, on_step, prefetch, None if draw is None else feed)
         history.mul_(0.5)  # the kernels record 2 x loss
     finally:
         if bar is not None:

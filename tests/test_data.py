@@ -69,3 +69,31 @@ def test_sweeps():
         ss.importance_decay(3, 1.5)
     with pytest.raises(ValueError, match="lowest_density"):
         ss.sparsity_sweep(3, 0.0)
+
+
+def test_finite_sampler_gives_the_full_set_or_a_subset():
+    x = ss.sample_features(10, 0.5, 2, 3, generator=torch.Generator().manual_seed(0))  # (T, I, F)
+    draw = ss.data.finite_sampler(x)
+    assert torch.equal(draw(10, None), x)
+    gen = torch.Generator().manual_seed(1)
+    part = draw(4, gen)
+    assert part.shape == (4, 2, 3)
+    rows = [int((x == r).all(dim=(1, 2)).nonzero()[0]) for r in part]  # each row is an example
+    assert len(set(rows)) == 4, "a batch draws examples without replacement"
+    assert not torch.equal(part, draw(4, gen)), "each batch is a fresh subset"
+
+
+@pytest.mark.parametrize(
+    ("x", "batch", "match"),
+    [
+        (torch.zeros(4, 3), 4, "x must be a float tensor"),
+        (torch.zeros(4, 1, 3, dtype=torch.int64), 4, "x must be a float tensor"),
+        ([[[0.0]]], 1, "x must be a float tensor"),
+        (torch.zeros(0, 1, 3), 1, "at least one example"),
+        (torch.zeros(4, 1, 3), 5, "batch_size must be at most the 4 examples"),
+        (torch.zeros(4, 1, 3), 0, "batch_size must be a positive integer"),
+    ],
+)
+def test_finite_sampler_bad_input(x, batch, match):
+    with pytest.raises(ValueError, match=match):
+        ss.data.finite_sampler(x)(batch, None)

@@ -322,3 +322,87 @@ def test_subclasses_train_through_autograd():
     model = _HiddenBias(6, 2, 2, hidden_relu=True, seed=0)
     ss.train(model, feature_probability=0.3, steps=200, lr=1e-2, progress=False)
     assert model.b_hidden.abs().max() > 1e-3, "the subclass's own parameter was never trained"
+
+
+# --- snapshots and samplers (chapters 7 and 8) --------------------------------------------
+
+
+def test_snapshots_do_not_change_the_numbers_and_end_at_the_final_weights():
+    # big enough that two threads would normally share the chunks: snapshots run one worker
+    p = ss.sparsity_sweep(8)[:, None]
+    kw = dict(feature_probability=p, steps=40, batch_size=1024, threads=2, seed=3, progress=False)
+    plain, snapped = ss.ToyModel(200, 10, 8, seed=1), ss.ToyModel(200, 10, 8, seed=1)
+    assert len(tr._chunk_rows(8, 200, 1024, torch.device("cpu"))) > 1
+    h_plain = ss.train(plain, **kw)
+    snaps = []
+    h_snap = ss.train(snapped, snapshot_every=10, snapshots=snaps, **kw)
+    assert torch.equal(h_plain, h_snap) and torch.equal(plain.W, snapped.W)
+    assert [k for k, _ in snaps] == [10, 20, 30, 40]
+    assert torch.equal(snaps[-1][1]["W"], snapped.W.detach()) and torch.equal(snaps[-1][1]["b"], snapped.b)
+    assert not torch.equal(snaps[0][1]["W"], snaps[-1][1]["W"]), "snapshots must be copies"
+
+
+def test_snapshots_through_the_autograd_loop():
+    model = _Generic(ss.ToyModel(6, 2, 2, seed=0))
+    snaps = []
+    ss.train(model, feature_probability=0.3, steps=9, snapshot_every=4, snapshots=snaps, progress=False)
+    assert [k for k, _ in snaps] == [4, 8]
+    assert set(snaps[0][1]) == {"inner.W", "inner.b"}
+
+
+def test_sampler_steps_are_adamw_on_loss_and_grads():
+    gen = torch.Generator().manual_seed(0)
+    data = _sparse((16, 3, 6), 0.3, False, gen, dtype=torch.float32)  # (T, I, F)
+    imp = ss.importance_decay(6, 0.8)
+    model, ref = ss.ToyModel(6, 2, 3, seed=4), ss.ToyModel(6, 2, 3, seed=4)
+    hist = ss.train(model, sampler=ss.data.finite_sampler(data), importance=imp, steps=5,
+                    batch_size=16, lr=1e-2, weight_decay=0.05, progress=False)
+    opt = torch.optim.AdamW(ref.parameters(), lr=1e-2, weight_decay=0.05)
+    for k in range(5):
+        loss, grads = tr.loss_and_grads(ref, data.transpose(0, 1), imp.expand(3, 6))
+        for name, g in grads.items():
+            getattr(ref, name).grad = g
+        opt.step()
+        assert torch.allclose(hist[k], loss, rtol=1e-5)
+    assert torch.allclose(model.W, ref.W, atol=1e-6) and torch.allclose(model.b, ref.b, atol=1e-6)
+
+
+def test_sampler_same_seed_same_run_and_autograd_agrees():
+    def noisy(batch_size, generator):
+        return ss.sample_features(batch_size, 0.2, 2, 5, generator=generator)
+
+    runs = []
+    for seed in (0, 0, 1):
+        model = ss.ToyModel(5, 2, 2, seed=0)
+        runs.append(ss.train(model, sampler=noisy, steps=30, seed=seed, progress=False))
+    assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
+    # full batch on a fixed set: the autograd loop takes the same steps
+    data = noisy(64, torch.Generator().manual_seed(1))
+    fast, slow = ss.ToyModel(5, 2, 2, seed=0), _Generic(ss.ToyModel(5, 2, 2, seed=0))
+    kw = dict(sampler=ss.data.finite_sampler(data), steps=50, batch_size=64, lr=1e-2, progress=False)
+    h_fast, h_slow = ss.train(fast, **kw), ss.train(slow, **kw)
+    assert torch.allclose(h_fast, h_slow, rtol=1e-4, atol=1e-7)
+    assert torch.allclose(fast.W, slow.inner.W, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(feature_probability=None), "exactly one of feature_probability and sampler"),
+        (dict(sampler=lambda b, g: torch.zeros(b, 2, 5)), "exactly one of"),
+        (dict(feature_probability=None, sampler="data"), "sampler must be callable"),
+        (dict(feature_probability=None, sampler=lambda b, g: torch.zeros(b, 2, 4)),
+         r"sampler must return shape \(10, 2, 5\)"),
+        (dict(feature_probability=None, sampler=lambda b, g: [0.0]), "sampler must return shape"),
+        (dict(snapshot_every=0, snapshots=[]), "snapshot_every"),
+        (dict(snapshot_every=5), "snapshots must be a list"),
+        (dict(snapshots=[]), "snapshots needs snapshot_every"),
+    ],
+)
+def test_bad_sampler_or_snapshot_input(kwargs, match):
+    model = ss.ToyModel(5, 2, 2)
+    before = model.W.detach().clone()
+    args = dict(feature_probability=0.5, steps=3, batch_size=10, progress=False) | kwargs
+    with pytest.raises(ValueError, match=match):
+        ss.train(model, **args)
+    assert torch.equal(model.W, before)

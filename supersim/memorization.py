@@ -1,0 +1,40 @@
+"""Memorization in the toy model: dimensionality over training examples (Henighan et al. 2023).
+
+Trained on a finite set of T examples (`data.finite_sampler`), the toy model can store the
+examples themselves instead of the features. The hidden vector of example j is h_j = W x_j,
+and the feature dimensionality formula applied to these vectors instead of the columns of W,
+
+    D_j = ||h_j||^2 / sum_k (h_j_hat . h_k)^2,
+
+says how much of a hidden dimension example j has to itself. Memorizing models give their
+few examples clean polygons (high D_j); generalizing ones give the features the polygons.
+
+Taught in chapter 8 ("Memorization and double descent").
+
+Shapes: T = examples, I = instances, F = features, H = hidden.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .metrics import feature_dimensionality
+
+
+def hidden_vectors(W, x) -> torch.Tensor:
+    """h_j = W x_j for every example, as columns: W (I, H, F), x (T, I, F) -> (I, H, T)."""
+    W, x = torch.as_tensor(W).detach(), torch.as_tensor(x).detach()
+    if W.dim() != 3 or x.dim() != 3 or x.shape[1:] != (W.shape[0], W.shape[2]):
+        raise ValueError(
+            f"W must be (instances, hidden, features) and x (examples, instances, features) "
+            f"with the same instances and features, got {tuple(W.shape)} and {tuple(x.shape)}"
+        )
+    return torch.einsum("ihf,tif->iht", W, x.to(W.dtype))
+
+
+def example_dimensionality(W, x) -> torch.Tensor:
+    """D_j of every training example, (I, T): feature dimensionality over the h_j = W x_j.
+
+    0 for an example the model maps to zero (e.g. an empty one).
+    """
+    return feature_dimensionality(hidden_vectors(W, x))
