@@ -74,4 +74,15 @@ __all__ = [
     "welch_bound",
 ]
 
-from . import basis, geometry, neurons, notebook, phase, plot, widgets  # noqa: E402, F401  (submodules, for tab completion)
+from . import (  # noqa: E402, F401  (submodules, for tab completion)
+    adversarial,
+    basis,
+    dynamics,
+    geometry,
+    memorization,
+    neurons,
+    notebook,
+    phase,
+    plot,
+    widgets,
+)

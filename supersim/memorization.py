@@ -38,3 +38,18 @@ def example_dimensionality(W, x) -> torch.Tensor:
     0 for an example the model maps to zero (e.g. an empty one).
     """
     return feature_dimensionality(hidden_vectors(W, x))
+
+
+def typical_dimensionality(D) -> torch.Tensor:
+    """sum D^2 / sum D over the last axis: the D of a typical item, weighted by its share.
+
+    Items are examples or features. A clean polygon of k items in two dimensions gives 2/k
+    (1/2 for an antipodal pair, 2/5 for a pentagon) however many other items hold nothing;
+    many items with small shares give a small value. (...) -> (...) without the last axis.
+    """
+    D = torch.as_tensor(D)
+    if D.dim() < 1 or D.shape[-1] < 1 or bool((D < 0).any()):
+        raise ValueError(
+            f"D must hold non-negative dimensionalities along its last axis, got {tuple(D.shape)}"
+        )
+    return D.square().sum(-1) / D.sum(-1).clamp_min(1e-12)
