@@ -195,6 +195,8 @@ def finite_sampler(x: torch.Tensor):
     n_examples = x.shape[0]
     if n_examples < 1:
         raise ValueError("x must hold at least one example")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x must be finite (no NaN or inf)")
 
     def sampler(batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
         batch_size = _check_size(batch_size, "batch_size")

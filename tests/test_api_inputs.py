@@ -87,6 +87,10 @@ API = {
         "model": [torch.nn.Linear(2, 2), "model", None], "feature_probability": PROB,
         "importance": [-1.0, NAN, INF, "a", torch.ones(3)], "batch_size": SIZE, "seed": SEED,
     }),
+    "finite_sampler": (ss.finite_sampler, lambda: dict(x=torch.rand(4, 2, 3)), {
+        "x": [torch.zeros(0, 1, 3), torch.ones(3), torch.full((4, 1, 3), NAN),
+              torch.full((4, 1, 3), INF), torch.ones(4, 1, 3, dtype=torch.int64), "x"],
+    }),
     "fraction_recovered": (ss.fraction_recovered, lambda: dict(learned=_unit(), truth=_unit()), {
         "learned": V_BAD, "truth": V_BAD + [torch.ones(2, 4)], "threshold": PROB,
         "absolute": FLAG,
@@ -148,6 +152,8 @@ API = {
         "steps": SIZE, "batch_size": SIZE, "lr": NONNEG, "weight_decay": NONNEG,
         "schedule": ["linear", 1], "seed": SEED, "progress": ["yes", 1], "threads": SIZE,
         "warmup": [-1, 4, 1.5, "0"],  # 4 > steps
+        "sampler": ["data", 3],  # not callable, or given with feature_probability
+        "snapshot_every": SIZE, "snapshots": ["list", []],  # a list needs snapshot_every
     }),
     "train_sae": (ss.train_sae, lambda: dict(sae=_sae(), activations=_acts(), steps=3), {
         "sae": [_toy(), "sae"], "activations": [torch.zeros(0, 4), torch.full((8, 4), NAN),

@@ -90,6 +90,7 @@ def test_finite_sampler_gives_the_full_set_or_a_subset():
         (torch.zeros(4, 1, 3, dtype=torch.int64), 4, "x must be a float tensor"),
         ([[[0.0]]], 1, "x must be a float tensor"),
         (torch.zeros(0, 1, 3), 1, "at least one example"),
+        (torch.full((4, 1, 3), float("nan")), 4, "x must be finite"),
         (torch.zeros(4, 1, 3), 5, "batch_size must be at most the 4 examples"),
         (torch.zeros(4, 1, 3), 0, "batch_size must be a positive integer"),
     ],
