@@ -373,9 +373,10 @@ class SAELog:
 def _resample(sae, opt, h: torch.Tensor, dead: torch.Tensor, gen) -> torch.Tensor:
     """Restart dead latents on inputs the SAE reconstructs worst (Bricken et al. 2023).
 
-    h is (I, B, D), dead (I, S). Inputs are drawn with probability proportional to their
-    squared reconstruction error; a dead latent's decoder row becomes that input's direction,
-    its encoder column the same direction at a fifth of the alive latents' mean norm.
+    h is (I, B, D), dead (I, S). Inputs are drawn with probability proportional to the square
+    of their loss, the squared reconstruction error (as Bricken et al. do); a dead latent's
+    decoder row becomes that input's direction, its encoder column the same direction at a
+    fifth of the alive latents' mean norm.
     """
     W_enc, b_enc, W_dec, b_dec = sae._params()
     err = (sae._decode(sae._encode(h)) - h).square().sum(-1)  # (I, B)
