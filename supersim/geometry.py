@@ -88,15 +88,23 @@ def cosine_matrix(V) -> torch.Tensor:
     return U @ U.transpose(-1, -2)
 
 
-def coherence(V):
+def coherence(V, *, one_sided: bool = False):
     """The coherence of V: the largest absolute cosine between two distinct rows.
 
     A float for a (k, n) V, a (batch,) tensor for a (batch, k, n) one; 0 for a single vector
-    (there is no pair). Rows need not be unit vectors.
+    (there is no pair). Rows need not be unit vectors. With `one_sided=True`, the largest
+    signed cosine instead (a spherical code's worst pair): what a ReLU read-out of
+    non-negative features pays for, since it discards negative interference (chapter 3).
+    It can be negative, down to -1 for two opposite vectors.
     """
-    C = cosine_matrix(V).abs()
+    one_sided = _util.flag(one_sided, "one_sided")
+    C = cosine_matrix(V)
+    if not one_sided:
+        C = C.abs()
     k = C.shape[-1]
-    C = C.masked_fill(torch.eye(k, dtype=torch.bool, device=C.device), 0.0)
+    if k == 1:
+        return 0.0 if C.dim() == 2 else C.new_zeros(C.shape[0])
+    C = C.masked_fill(torch.eye(k, dtype=torch.bool, device=C.device), -math.inf)
     mu = C.amax(dim=(-1, -2))
     return float(mu) if C.dim() == 2 else mu
 
@@ -144,16 +152,20 @@ def explicit_line_packing(k: int) -> torch.Tensor:
     return V / V.norm(dim=-1, keepdim=True)
 
 
-def smooth_max_loss(V: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+def smooth_max_loss(
+    V: torch.Tensor, beta: float, one_sided: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A soft maximum of cos^2 over distinct pairs of unit rows, and its gradient.
 
     (R, k, n) -> loss (R,) and d loss / dV (R, k, n). The loss is (w / beta) log sum exp(beta
     cos^2 / w), w being the current largest cos^2 (held constant), so `beta` means the same at
     any coherence: pairs within about w / beta of the worst pair share the gradient, the rest
     hardly count. It lies between max cos^2 and max cos^2 (1 + log(k(k-1)) / beta).
+    With `one_sided=True` it softens the maximum of (1 + cos) / 2 instead, which is smallest
+    when the largest signed cosine is (opposite vectors then cost nothing).
     """
     C = V @ V.transpose(-1, -2)  # (R, k, k)
-    C2 = C.square()
+    C2 = (1 + C) / 2 if one_sided else C.square()  # the quantity whose maximum we soften
     C2.diagonal(dim1=-2, dim2=-1).zero_()  # a vector's cosine with itself is not a pair
     worst = C2.amax(dim=(-1, -2), keepdim=True).clamp_min(1e-12)  # (R, 1, 1)
     # exp(beta (cos^2 / w - 1)): shifted by the largest term so nothing overflows, and clamped
@@ -164,6 +176,9 @@ def smooth_max_loss(V: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.T
     loss = (worst * (1 + total.log() / beta)).flatten()  # (R,)
     # P = E / total is d loss / d cos^2, the weight of each pair (summing to 1);
     # cos^2 = C^2 and C = V V^T is symmetric, so d loss / dV = 2 (2 P C) V.
+    # One-sided, d (1 + C) / 2 / dC = 1/2, so d loss / dV = 2 (P / 2) V.
+    if one_sided:
+        return loss, (E @ V).div_(total)
     grad = (E.mul_(C) @ V).mul_(4 / total)  # (R, k, n)
     return loss, grad
 
@@ -185,8 +200,13 @@ def pack(
     seed: int = 0,
     device=None,
     threads: int = 1,
+    one_sided: bool = False,
 ) -> torch.Tensor:
     """k unit vectors in R^n (rows of a (k, n) float64 tensor) with small coherence.
+
+    With `one_sided=True` it minimises the largest signed cosine instead of the largest
+    absolute one (`coherence(V, one_sided=True)`): points on the sphere rather than lines,
+    so opposite vectors are the best neighbours instead of the worst.
 
     Adam-style steps on the sphere (momentum, and one second moment per restart) descend
     `smooth_max_loss` while its sharpness grows geometrically from beta[0] to beta[1] and the
@@ -201,6 +221,7 @@ def pack(
     steps = _check_size(steps, "steps")
     restarts = _auto_restarts(k, n) if restarts is None else _check_size(restarts, "restarts")
     threads = _check_size(threads, "threads")
+    one_sided = _util.flag(one_sided, "one_sided")
     _generator(seed)  # checks the seed now, before any work
     lr = _util.real(lr, "lr", low=0, low_open=True)
     beta = tuple(beta) if isinstance(beta, (tuple, list)) else (beta,)
@@ -208,11 +229,12 @@ def pack(
     if len(beta) != 2 or not real or not 0 < beta[0] <= beta[1] < math.inf:
         raise ValueError(f"beta must be (start, end) with 0 < start <= end < inf, got {beta!r}")
     device = resolve_device(device)
-    if k <= n:  # an orthonormal set: coherence 0, nothing to optimise
+    if k <= n and not one_sided:  # an orthonormal set: coherence 0, nothing to optimise
         Q, _ = torch.linalg.qr(torch.randn(n, k, generator=_generator(seed), dtype=torch.float64))
         return Q.T.contiguous().to(device)
-    if n == 1:  # every line in R^1 is the same line
-        return torch.ones(k, 1, dtype=torch.float64, device=device)
+    if n == 1:  # every line in R^1 is the same line; as points, alternate the two
+        signs = [1.0, -1.0] * k if one_sided else [1.0] * k
+        return torch.tensor(signs[:k], dtype=torch.float64, device=device)[:, None]
     V = random_unit_vectors(k, n, batch=restarts, seed=seed, device=device)  # (R, k, n)
     m, v = torch.zeros_like(V), V.new_zeros(restarts, 1, 1)  # Adam's moments
     b1, b2 = 0.9, 0.999
@@ -220,7 +242,8 @@ def pack(
         for step in range(steps):
             frac = step / max(steps - 1, 1)
             rate = lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
-            _, g = smooth_max_loss(V, beta[0] * (beta[1] / beta[0]) ** frac)
+            sharp = beta[0] * (beta[1] / beta[0]) ** frac
+            _, g = smooth_max_loss(V, sharp, one_sided)
             g -= (g * V).sum(-1, keepdim=True) * V  # keep the part tangent to the sphere
             m.lerp_(g, 1 - b1)
             # One second moment per restart, from the most pushed vector: it then moves about
@@ -232,5 +255,5 @@ def pack(
             V /= V.norm(dim=-1, keepdim=True)  # back onto the sphere
     V = V.to(torch.float64)
     V = V / V.norm(dim=-1, keepdim=True)
-    return V[coherence(V).argmin()].contiguous()
+    return V[coherence(V, one_sided=one_sided).argmin()].contiguous()
 

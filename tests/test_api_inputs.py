@@ -74,7 +74,7 @@ API = {
         "loss": [torch.rand(5), torch.rand(2, 3), torch.tensor([1.0, NAN, 2.0]), torch.zeros(0), "l"],
         "n_restarts": SIZE,
     }),
-    "coherence": (ss.coherence, lambda: dict(V=_unit()), {"V": V_BAD}),
+    "coherence": (ss.coherence, lambda: dict(V=_unit()), {"V": V_BAD, "one_sided": FLAG}),
     "cosine_matrix": (ss.cosine_matrix, lambda: dict(V=_unit()), {
         "V": V_BAD + [torch.zeros(2, 3)],  # a zero row has no direction
     }),
@@ -120,7 +120,7 @@ API = {
     "pack": (ss.pack, lambda: dict(k=6, n=3, restarts=2, steps=5), {
         "k": SIZE, "n": SIZE, "restarts": SIZE, "steps": SIZE, "lr": POS,
         "beta": [(0.0, 1.0), (2.0, 1.0), (1.0, INF), 3.0, ("a", 1.0)], "seed": SEED,
-        "device": DEVICE, "threads": SIZE,
+        "device": DEVICE, "threads": SIZE, "one_sided": FLAG,
     }),
     "random_unit_vectors": (ss.random_unit_vectors, lambda: dict(k=5, n=3), {
         "k": SIZE, "n": SIZE, "batch": SIZE, "seed": SEED, "dtype": [torch.int64, "float"],

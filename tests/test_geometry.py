@@ -242,3 +242,54 @@ def test_bad_input_is_rejected_before_any_work():
     with pytest.raises(ValueError):
         g.pack(1000, 100, lr=-1.0)
     assert time.perf_counter() - start < 0.5
+
+
+# ---- one-sided packing: points on the sphere rather than lines ----------------------------
+
+
+def test_one_sided_coherence_is_the_largest_signed_cosine():
+    square = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]])
+    assert g.coherence(square, one_sided=True) == pytest.approx(0.0, abs=1e-12)
+    assert g.coherence(square) == pytest.approx(1.0)  # as lines: the worst possible
+    pair = torch.tensor([[1.0, 0.0], [-2.0, 0.0]])  # lengths do not matter
+    assert g.coherence(pair, one_sided=True) == pytest.approx(-1.0)
+    assert g.coherence(torch.ones(1, 3), one_sided=True) == 0.0  # no pair
+    batch = torch.stack([square, square.roll(1, dims=1)])
+    assert g.coherence(batch, one_sided=True).shape == (2,)
+
+
+@pytest.mark.parametrize("k, n, best", [
+    (3, 2, -0.5),  # triangle
+    (4, 2, 0.0),  # square: two antipodal pairs
+    (5, 2, math.cos(math.radians(72))),  # regular pentagon
+    (4, 3, -1 / 3),  # regular tetrahedron
+    (6, 3, 0.0),  # octahedron: three antipodal pairs
+])
+def test_one_sided_pack_finds_the_known_spherical_codes(k, n, best):
+    V = g.pack(k, n, one_sided=True, seed=1)
+    assert V.shape == (k, n)
+    assert torch.allclose(V.norm(dim=1), torch.ones(k, dtype=V.dtype), atol=1e-12)
+    assert g.coherence(V, one_sided=True) == pytest.approx(best, abs=2e-3)
+
+
+def test_one_sided_and_line_packings_disagree_on_antipodal_pairs():
+    # four points in the plane: the best spherical code is two antipodal pairs, which as
+    # lines have |cos| = 1; the best four lines are 45 degrees apart
+    points, lines = g.pack(4, 2, one_sided=True), g.pack(4, 2)
+    assert g.coherence(points) == pytest.approx(1.0, abs=1e-3)
+    assert g.coherence(lines) == pytest.approx(math.cos(math.pi / 4), abs=1e-3)
+    assert g.coherence(g.pack(2, 1, one_sided=True), one_sided=True) == -1.0
+
+
+def test_one_sided_smooth_max_loss_gradient_matches_autograd():
+    V = g.random_unit_vectors(6, 3, batch=2, seed=5, dtype=torch.float64).requires_grad_(True)
+    beta = 10.0
+    loss, grad = g.smooth_max_loss(V.detach(), beta, one_sided=True)
+    # the same loss through autograd, softening (1 + cos) / 2 with its largest value held
+    Q = (1 + V @ V.transpose(1, 2)) / 2
+    off = ~torch.eye(6, dtype=torch.bool)
+    w = Q.detach()[:, off].amax(-1, keepdim=True)
+    auto = (w / beta * torch.logsumexp(beta * Q[:, off] / w, -1, keepdim=True)).flatten()
+    (auto_grad,) = torch.autograd.grad(auto.sum(), V)
+    assert torch.allclose(loss, auto.detach(), atol=1e-10)
+    assert torch.allclose(grad, auto_grad, atol=1e-9)
