@@ -326,9 +326,10 @@ def sae_loss_and_grads(sae: SparseAutoencoder, h: torch.Tensor):
     The gradients of sum_i (mse_i + l1_i), written out by hand: for SAEs this small a step is
     mostly overhead, and autograd's bookkeeping is a large share of it (the tests check these
     against autograd). For TopK the latents a TopK drops get no gradient, like a ReLU's zeros,
-    so only the kept ones are computed (`_topk_loss_and_grads`).
+    so when they are the vast majority only the kept ones are computed (`_topk_loss_and_grads`;
+    with k above 1/32 of the latents its gathers cost more than they save, benchmarks/bench_sae.py).
     """
-    if sae.kind == "topk":
+    if sae.kind == "topk" and 32 * int(sae.k.max()) <= sae.d_sae:
         return _topk_loss_and_grads(sae, h)
     return _dense_loss_and_grads(sae, h)
 
