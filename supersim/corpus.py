@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .data import _check_size
-from .models import _generator
+from ._util import generator as _generator
+from ._util import size as _check_size
 
 # Disjoint word lists (a test checks): a word names one concept, never two.
 WORDS = {
