@@ -77,6 +77,7 @@ __all__ = [
 from . import (  # noqa: E402, F401  (submodules, for tab completion)
     adversarial,
     basis,
+    corpus,
     dynamics,
     geometry,
     memorization,
@@ -84,5 +85,6 @@ from . import (  # noqa: E402, F401  (submodules, for tab completion)
     notebook,
     phase,
     plot,
+    real,
     widgets,
 )

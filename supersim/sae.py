@@ -325,8 +325,18 @@ def sae_loss_and_grads(sae: SparseAutoencoder, h: torch.Tensor):
 
     The gradients of sum_i (mse_i + l1_i), written out by hand: for SAEs this small a step is
     mostly overhead, and autograd's bookkeeping is a large share of it (the tests check these
-    against autograd). For TopK the latents a TopK drops get no gradient, like a ReLU's zeros.
+    against autograd). For TopK the latents a TopK drops get no gradient, like a ReLU's zeros,
+    so when they are the vast majority only the kept ones are computed (`_topk_loss_and_grads`;
+    with k above 1/32 of the latents its gathers cost more than they save, benchmarks/bench_sae.py).
     """
+    if sae.kind == "topk" and 32 * int(sae.k.max()) <= sae.d_sae:
+        return _topk_loss_and_grads(sae, h)
+    return _dense_loss_and_grads(sae, h)
+
+
+@torch.no_grad()
+def _dense_loss_and_grads(sae: SparseAutoencoder, h: torch.Tensor):
+    """`sae_loss_and_grads` with every latent in every product (any kind of SAE)."""
     W_enc, b_enc, W_dec, b_dec = sae._params()
     batch = h.shape[1]
     x = h - b_dec.unsqueeze(1)  # (I, B, D)
@@ -349,6 +359,52 @@ def sae_loss_and_grads(sae: SparseAutoencoder, h: torch.Tensor):
     if not sae.batched:
         grads = {k: g.squeeze(0) for k, g in grads.items()}
     return mse, l1, on.sum(-1).mean(-1), a.sum(1) > 0, grads
+
+
+@torch.no_grad()
+def _topk_loss_and_grads(sae: SparseAutoencoder, h: torch.Tensor):
+    """`sae_loss_and_grads` for TopK, touching only the k active latents of each sample.
+
+    Only the encoder's matmul needs every latent; decoding, the backward pass and the weight
+    gradients use the K = max(k) latents a sample keeps, so a step costs one (B, D) x (D, S)
+    product plus O(B K D) instead of five dense products (benchmarks/bench_sae.py).
+    """
+    W_enc, b_enc, W_dec, b_dec = sae._params()
+    n, batch, d = h.shape
+    x = h - b_dec.unsqueeze(1)  # (I, B, D)
+    pre = torch.baddbmm(b_enc.unsqueeze(1), x, W_enc)  # (I, B, S): the one dense product
+    k_max = int(sae.k.max())
+    values, index = pre.topk(k_max, dim=-1)  # (I, B, K)
+    keep = torch.arange(k_max, device=h.device) < sae.k.view(-1, 1, 1)
+    a = torch.relu(values) * keep  # (I, B, K): the active latents' values
+    on = a.sign()
+    flat = index.reshape(n, -1)  # (I, B*K)
+    # the decoder rows of each sample's active latents, (I, B, K, D)
+    rows = torch.stack([W_dec[i].index_select(0, flat[i]) for i in range(n)]).view(n, batch, k_max, d)
+    r = (a.unsqueeze(-2) @ rows).squeeze(-2).add_(b_dec.unsqueeze(1)).sub_(h)  # (I, B, D)
+    mse = r.square().sum(-1).mean(-1)
+    d_r = r.mul_(2 / batch)
+    d_pre = (rows @ d_r.unsqueeze(-1)).squeeze(-1).mul_(on)  # (I, B, K)
+    d_b_enc = torch.zeros(n, sae.d_sae, dtype=h.dtype, device=h.device)
+    fired = torch.zeros_like(d_b_enc)  # (I, S): how often each latent fired
+    # weight gradients: add each sample's outer products into the rows of its active latents
+    g_enc = torch.zeros(n, sae.d_sae, d, dtype=h.dtype, device=h.device)  # (I, S, D)
+    g_dec = torch.zeros_like(g_enc)
+    for i in range(n):  # index_add_ per instance: a batched scatter_add_ is far slower on CPU
+        d_b_enc[i].index_add_(0, flat[i], d_pre[i].reshape(-1))
+        fired[i].index_add_(0, flat[i], on[i].reshape(-1))
+        g_enc[i].index_add_(0, flat[i], (d_pre[i].unsqueeze(-1) * x[i].unsqueeze(1)).view(-1, d))
+        g_dec[i].index_add_(0, flat[i], (a[i].unsqueeze(-1) * d_r[i].unsqueeze(1)).view(-1, d))
+    grads = {
+        "W_enc": g_enc.transpose(1, 2).contiguous(),  # (I, D, S)
+        "b_enc": d_b_enc,
+        "W_dec": g_dec,
+        "b_dec": d_r.sum(1) - torch.bmm(d_b_enc.unsqueeze(1), W_enc.transpose(1, 2)).squeeze(1),
+    }
+    if not sae.batched:
+        grads = {k: g.squeeze(0) for k, g in grads.items()}
+    zero = torch.zeros(n, dtype=h.dtype, device=h.device)
+    return mse, zero, on.sum(-1).mean(-1), fired > 0, grads
 
 
 @dataclass

@@ -109,7 +109,8 @@ def _as_in_colab(chapter: pathlib.Path, source: pathlib.Path, n_code_cells: int 
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     first = "".join(code[0]["source"])
     assert f'"git+{url}' in first, f"{chapter.name}: the first cell must install from {url}"
-    code[0]["source"] = first.replace(f'"git+{url}', f'"{source}')
+    # a file: URL, not a bare path: chapter 9's cell also installs "supersim[real] @ <source>"
+    code[0]["source"] = first.replace(f'"git+{url}', f'"{source.as_uri()}')
     if n_code_cells is not None:
         keep = {id(c) for c in code[:n_code_cells]}
         nb["cells"] = [c for c in nb["cells"] if c["cell_type"] != "code" or id(c) in keep]

