@@ -7,7 +7,9 @@ advance as a PNG behind `<input type="range">` sliders and twenty lines of inlin
 so it works offline and needs no widget manager. The book's config drops the widget view for
 HTML builds, so the fallback is what pages show.
 
-Chapter 4 introduces the sparsity explorer; later chapters reuse `Explorer`.
+Chapter 4 introduces the sparsity explorer; later chapters reuse `Explorer`. It also shows
+`live_toy_model`, a panel that trains the toy model in the reader's browser, in plain
+JavaScript shipped with the package (`supersim/live/`), with no kernel and no network.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import html
 import io
 import itertools
 import json
+import numbers
 import uuid
 from collections.abc import Callable, Sequence
 
@@ -188,3 +191,114 @@ def sparsity_explorer(W, densities, *, importance=None, title: str = "") -> Expl
         fig.suptitle(f"1 - S = {float(density):.3g}", fontsize=10)
 
     return Explorer(draw, {"1 - S": [float(d) for d in densities]}, figsize=(5.5, 2.8), title=title)
+
+
+# ---- The toy model trained live in the page (chapter 4, and the intro) ---------------------
+
+_LIVE_FILES = ("toy_model.js", "panel.js")  # the trainer, then the panel that drives it
+
+
+def _live_script() -> str:
+    """The panel's JavaScript, read from the package data in supersim/live/."""
+    from importlib import resources
+
+    folder = resources.files("supersim") / "live"
+    return "\n".join((folder / name).read_text(encoding="utf-8") for name in _LIVE_FILES)
+
+
+def _hex_colors(cmap: str, low: float, high: float, count: int) -> list[str]:
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    return [to_hex(colormaps[cmap](low + (high - low) * k / (count - 1))) for k in range(count)]
+
+
+class LiveToyModel:
+    """A panel that trains the ReLU toy model in the browser; display it in a notebook.
+
+    `to_html()` is self-contained: a <div> and one inline <script> holding the trainer and the
+    panel, so it works in the built book (offline, from file:// too), Jupyter and Colab. The
+    trainer follows `supersim.train`; tests/test_live.py checks it against the package.
+    """
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    def to_html(self) -> str:
+        uid = "sl-" + uuid.uuid4().hex[:8]
+        # "</" must not end the script early, whatever the config holds
+        config = json.dumps(self.config).replace("</", "<\\/")
+        title = html.escape(self.config.get("title") or "the toy model, trained in your browser")
+        return (
+            f'<div id="{uid}" class="supersim-live">'
+            f"<noscript>{title}: this panel needs JavaScript.</noscript></div>\n"
+            f"<script>\n{_live_script()}\n"
+            f'SupersimLive.mount(document.getElementById("{uid}"), {config});\n</script>'
+        )
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def __repr__(self) -> str:
+        o = self.config["options"]
+        return (
+            f"<LiveToyModel: n={o['n']}, m={o['m']}, 1 - S={o['density']:g}, "
+            f"importance {o['decay']:g}^i, lr={o['lr']:g}, seed={o['seed']}>"
+        )
+
+
+def _check_number(value, name: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high:
+        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
+    return float(value)
+
+
+def _check_int(value, name: str, allowed) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value not in allowed:
+        raise ValueError(f"{name} must be an integer in [{allowed[0]}, {allowed[-1]}], got {value!r}")
+    return int(value)
+
+
+def live_toy_model(
+    n_features: int = 5,
+    d_hidden: int = 2,
+    *,
+    density: float = 0.1,
+    importance_decay: float = 0.9,
+    lr: float = 1e-3,
+    fast_lr: float = 1e-2,
+    batch_size: int = 1024,
+    weight_decay: float = 0.01,
+    seed: int = 0,
+    title: str = "",
+) -> LiveToyModel:
+    """A panel that trains x' = ReLU(W^T W x + b) live in the reader's browser.
+
+    The defaults are `supersim.train`'s (AdamW, lr 1e-3, weight decay 0.01, batches of 1024)
+    and chapter 4's pentagon: 5 features in 2 dimensions, density 1 - S = 0.1, importance
+    0.9^i. The reader can change n (2 to 8), m (2 or 3), the density (1 to 0.01), the
+    importance decay (0.7 to 1), the learning rate (with a button for `fast_lr`) and the seed.
+    """
+    n = _check_int(n_features, "n_features", range(2, 9))
+    m = _check_int(d_hidden, "d_hidden", (2, 3))
+    options = {
+        "n": n,
+        "m": m,
+        "density": _check_number(density, "density", 0.01, 1.0),
+        "decay": _check_number(importance_decay, "importance_decay", 0.7, 1.0),
+        "lr": _check_number(lr, "lr", 1e-4, 3e-2),
+        "weightDecay": _check_number(weight_decay, "weight_decay", 0.0, 1.0),
+        "batch": _check_int(batch_size, "batch_size", range(1, 65537)),
+        "seed": _check_int(seed, "seed", range(0, 2**32)),
+    }
+    fast = _check_number(fast_lr, "fast_lr", 1e-4, 3e-2)
+    if not isinstance(title, str):
+        raise ValueError(f"title must be a string, got {title!r}")
+    colors = {
+        # as supersim.plot: importance on viridis from 0.15 (least) to 0.95 (most important),
+        # W^T W on RdBu from -1 to 1
+        "importance": _hex_colors("viridis", 0.15, 0.95, 33),
+        "gram": _hex_colors("RdBu", 0.0, 1.0, 65),
+        "line": "#1f77b4",  # matplotlib's first colour, C0
+    }
+    return LiveToyModel({"options": options, "fastLr": fast, "title": title, "colors": colors})
