@@ -91,22 +91,26 @@
   // Loss L = mean over batch and features of imp[i] (x'_i - x_i)^2, and its gradients,
   // written into gW (m, n) and gb (n). h = W x; pre = W^T h + b; x' = ReLU(pre).
   // W appears twice (encoder and decoder), so dL/dW = h d_pre^T + d_h x^T.
+  // Sparse inputs make this cheap: each row touches only its active features, and every row
+  // with none active (most of them when features are sparse) has h = 0 and x' = ReLU(b), so
+  // those rows are counted and added once.
   function lossAndGrads(W, b, m, n, x, B, imp, gW, gb) {
-    var h = new Float64Array(m), dh = new Float64Array(m), dpre = new Float64Array(n);
-    var pre = new Float64Array(n);
-    var scale = 2 / (B * n), loss = 0;
+    var h = new Float64Array(m), dpre = new Float64Array(n);
+    var act = new Int32Array(n), val = new Float64Array(n);
+    var scale = 2 / (B * n), loss = 0, empty = 0, i, j, k;
     gW.fill(0); gb.fill(0);
     for (var r = 0, base = 0; r < B; r++, base += n) {
-      var k, i;
+      var na = 0;
+      for (i = 0; i < n; i++) { var xi = x[base + i]; if (xi !== 0) { act[na] = i; val[na++] = xi; } }
+      if (na === 0) { empty++; continue; }
       for (k = 0; k < m; k++) { // h = W x, over the active features only
         var acc = 0, row = k * n;
-        for (i = 0; i < n; i++) { var xi = x[base + i]; if (xi !== 0) acc += W[row + i] * xi; }
+        for (j = 0; j < na; j++) acc += W[row + act[j]] * val[j];
         h[k] = acc;
       }
       for (i = 0; i < n; i++) {
         var z = b[i];
         for (k = 0; k < m; k++) z += W[k * n + i] * h[k];
-        pre[i] = z;
         var err = (z > 0 ? z : 0) - x[base + i];
         var we = imp[i] * err;
         loss += we * err;
@@ -116,10 +120,13 @@
       for (k = 0; k < m; k++) {
         var row2 = k * n, hk = h[k], d = 0;
         for (i = 0; i < n; i++) { d += W[row2 + i] * dpre[i]; gW[row2 + i] += hk * dpre[i]; }
-        dh[k] = d;
-        if (d !== 0) {
-          for (i = 0; i < n; i++) { var xj = x[base + i]; if (xj !== 0) gW[row2 + i] += d * xj; }
-        }
+        for (j = 0; j < na; j++) gW[row2 + act[j]] += d * val[j]; // d_h x^T, active entries
+      }
+    }
+    for (i = 0; i < n && empty > 0; i++) { // the rows with no active feature, all at once
+      if (b[i] > 0) {
+        loss += empty * imp[i] * b[i] * b[i];
+        gb[i] += empty * imp[i] * b[i] * scale;
       }
     }
     return loss / (B * n);
