@@ -181,3 +181,90 @@ def test_static_sliders_move_their_figures(browser, server, doc):
         assert not errors, f"{doc}: console errors while moving sliders: {errors}"
     finally:
         page.close()
+
+
+# ---- the live panel: the toy model trained in the page (supersim/live/) ----------------------
+
+LIVE_PAGES = ["book/intro", "book/04_toy_superposition"]
+
+
+def _canvases(page, panel) -> list[str]:
+    return page.evaluate("el => [...el.querySelectorAll('canvas')].map(c => c.toDataURL())", panel)
+
+
+@pytest.mark.parametrize("doc", LIVE_PAGES)
+def test_live_panel_trains_in_the_page(browser, server, doc):
+    page, errors, blocked = _open(browser, f"{server}/{doc}.html")
+    try:
+        panels = page.locator(".supersim-live")
+        assert panels.count() == 1, f"{doc}: the live panel is missing"
+        panels.first.scroll_into_view_if_needed()
+        panel = panels.first.element_handle()
+        api = "el.liveToyModel"
+        call = lambda js: page.evaluate(f"el => {js}", panel)  # noqa: E731
+        assert panels.first.locator("canvas").count() == 4
+        start, first_views = call(f"{api}.weights()"), _canvases(page, panel)
+
+        # play trains in the background and redraws every view; pause stops it
+        play = panels.first.locator("[data-action=play]")
+        play.click()
+        page.wait_for_function(f"el => {api}.stepCount() > 300 && {api}.frames() > 5", arg=panel,
+                               timeout=30_000)
+        play.click()
+        stopped = call(f"{api}.stepCount()")
+        page.wait_for_timeout(300)
+        assert call(f"{api}.stepCount()") == stopped and not call(f"{api}.isPlaying()")
+        changed = [a != b for a, b in zip(first_views, _canvases(page, panel), strict=True)]
+        assert all(changed), f"{doc}: views that did not update while training: {changed}"
+
+        # the buttons: +100 steps, reset to the seed's fresh weights, the faster preset
+        panels.first.locator("[data-action=step]").click()
+        assert call(f"{api}.stepCount()") == stopped + 100
+        panels.first.locator("[data-action=reset]").click()
+        assert call(f"{api}.stepCount()") == 0 and call(f"{api}.weights()") == start
+        panels.first.locator("[data-action=fast]").click()
+        assert call(f"{api}.options().lr") == 0.01
+
+        # the controls change the model and carry on from the current weights
+        call(f"{api}.steps(50)")
+        weights = call(f"{api}.weights()")
+        panels.first.locator("input[data-control=density]").fill("0")  # the left end: 1 - S = 1
+        assert call(f"{api}.options().density") == 1 and call(f"{api}.weights()") == weights
+        panels.first.locator("input[data-control=decay]").fill("1")
+        assert call(f"{api}.options().decay") == 1
+        panels.first.locator("input[data-control=n]").fill("7")
+        grown = call(f"{api}.weights()")
+        assert len(grown[0]) == 7 and [row[:5] for row in grown] == weights
+        panels.first.locator("select[data-control=m]").select_option("3")
+        assert len(call(f"{api}.weights()")) == 3 and call(f"{api}.stepCount()") == 50
+        seed = panels.first.locator("input[data-control=seed]")
+        seed.fill("5")
+        seed.dispatch_event("change")
+        assert call(f"{api}.options().seed") == 5 and call(f"{api}.stepCount()") == 0
+        assert 0 < call(f"{api}.steps(20)") < 1
+
+        # what the prose promises, at the paper's learning rate from the page's seed: a
+        # pentagon at 1 - S = 0.1, antipodal pairs at 0.3, two orthogonal features at 1
+        call(f"{api}.set({{n: 5, m: 2, density: 0.1, decay: 0.9, lr: 0.001, seed: 1}})")
+        call(f"{api}.reset()")
+        call(f"{api}.steps(4000)")
+        D, norms = call(f"{api}.dimensionality()"), _norms(call(f"{api}.weights()"))
+        assert all(abs(d - 0.4) < 0.05 for d in D) and min(norms) > 0.9, f"{doc}: no pentagon: {D}"
+        call(f"{api}.set({{density: 0.3}})")
+        call(f"{api}.steps(5000)")
+        D = sorted(call(f"{api}.dimensionality()"))
+        assert D[0] < 0.05 and all(abs(d - 0.5) < 0.05 for d in D[1:]), f"{doc}: no antipodal pairs: {D}"
+        call(f"{api}.set({{density: 1}})")
+        call(f"{api}.steps(5000)")
+        D = sorted(call(f"{api}.dimensionality()"))
+        assert max(D[:3]) < 0.05 and min(D[3:]) > 0.95, f"{doc}: not two orthogonal features: {D}"
+
+        page.screenshot(path=str(SHOTS / f"{doc.replace('/', '_')}-live.png"))
+        assert not errors, f"{doc}: console errors: {errors}"
+        assert not blocked, f"{doc}: the panel tried to reach the network: {blocked}"
+    finally:
+        page.close()
+
+
+def _norms(W: list[list[float]]) -> list[float]:
+    return [sum(row[i] ** 2 for row in W) ** 0.5 for i in range(len(W[0]))]

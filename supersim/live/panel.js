@@ -36,13 +36,15 @@
   function fromLog(s, lo, hi) { return +(lo * Math.pow(hi / lo, s / SLIDER)).toPrecision(3); }
 
   function canvas(parent, w, h, label) {
-    var box = el("figure", { style: "margin:0 6px 6px 0;display:inline-block" }, parent);
-    var c = el("canvas", { "aria-label": label, role: "img" }, box);
+    // plain divs: a theme's figure and caption styles must not reach the panel
+    var box = el("div", { style: "margin:0 5px 5px 0;padding:0" }, parent);
+    var c = el("canvas", { "aria-label": label, role: "img", style: "display:block" }, box);
     var dpr = root.devicePixelRatio || 1;
     c.width = Math.round(w * dpr); c.height = Math.round(h * dpr);
     c.style.width = w + "px"; c.style.height = h + "px";
     c.style.background = "#fff";
-    el("figcaption", { text: label, style: "font-size:11px;color:#555;text-align:center" }, box);
+    el("div", { text: label, style: "font-size:11px;line-height:1.3;color:#555;text-align:center;" +
+      "max-width:" + w + "px" }, box);
     var ctx = c.getContext("2d");
     ctx.scale(dpr, dpr);
     return { canvas: c, ctx: ctx, w: w, h: h };
@@ -96,10 +98,10 @@
     var status = el("span", { "data-role": "status", style: "margin-left:6px;color:#444" }, buttons);
 
     var views = el("div", { style: "display:flex;flex-wrap:wrap" }, rootEl);
-    var dirs = canvas(views, 170, 170, "directions W_i (bright: important)");
-    var gram = canvas(views, 170, 170, "W\u1d40W (blue +, red \u2212)");
-    var dims = canvas(views, 170, 170, "dimensionality D_i");
-    var curve = canvas(views, 220, 170, "loss (log scale) by step");
+    var dirs = canvas(views, 150, 150, "directions W_i (bright: important)");
+    var gram = canvas(views, 150, 150, "W\u1d40W (blue +, red \u2212)");
+    var dims = canvas(views, 150, 150, "dimensionality D_i");
+    var curve = canvas(views, 180, 150, "loss (log scale) by step");
 
     function showControls() {
       var o = trainer.options;
