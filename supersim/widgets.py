@@ -19,11 +19,12 @@ import html
 import io
 import itertools
 import json
-import numbers
 import uuid
 from collections.abc import Callable, Sequence
 
 from matplotlib.figure import Figure
+
+from . import _util
 
 
 def figure_png(fig: Figure, dpi: int = 90) -> bytes:
@@ -247,18 +248,6 @@ class LiveToyModel:
         )
 
 
-def _check_number(value, name: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= value <= high:
-        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
-    return float(value)
-
-
-def _check_int(value, name: str, allowed) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value not in allowed:
-        raise ValueError(f"{name} must be an integer in [{allowed[0]}, {allowed[-1]}], got {value!r}")
-    return int(value)
-
-
 def live_toy_model(
     n_features: int = 5,
     d_hidden: int = 2,
@@ -279,19 +268,18 @@ def live_toy_model(
     0.9^i. The reader can change n (2 to 8), m (2 or 3), the density (1 to 0.01), the
     importance decay (0.7 to 1), the learning rate (with a button for `fast_lr`) and the seed.
     """
-    n = _check_int(n_features, "n_features", range(2, 9))
-    m = _check_int(d_hidden, "d_hidden", (2, 3))
     options = {
-        "n": n,
-        "m": m,
-        "density": _check_number(density, "density", 0.01, 1.0),
-        "decay": _check_number(importance_decay, "importance_decay", 0.7, 1.0),
-        "lr": _check_number(lr, "lr", 1e-4, 3e-2),
-        "weightDecay": _check_number(weight_decay, "weight_decay", 0.0, 1.0),
-        "batch": _check_int(batch_size, "batch_size", range(1, 65537)),
-        "seed": _check_int(seed, "seed", range(0, 2**32)),
+        "n": _util.integer(n_features, "n_features", low=2, high=8),
+        "m": _util.integer(d_hidden, "d_hidden", low=2, high=3),
+        "density": _util.real(density, "density", low=0.01, high=1.0),
+        "decay": _util.real(importance_decay, "importance_decay", low=0.7, high=1.0),
+        "lr": _util.real(lr, "lr", low=1e-4, high=3e-2),
+        "weightDecay": _util.real(weight_decay, "weight_decay", low=0.0, high=1.0),
+        "batch": _util.integer(batch_size, "batch_size", low=1, high=65536),
+        # the page's generator takes 32-bit seeds
+        "seed": _util.integer(seed, "seed", low=0, high=2**32 - 1),
     }
-    fast = _check_number(fast_lr, "fast_lr", 1e-4, 3e-2)
+    fast = _util.real(fast_lr, "fast_lr", low=1e-4, high=3e-2)
     if not isinstance(title, str):
         raise ValueError(f"title must be a string, got {title!r}")
     colors = {
