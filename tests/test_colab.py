@@ -144,3 +144,16 @@ def test_a_chapter_runs_end_to_end_and_leaves_colabs_packages_alone(colab):
 def test_every_chapters_setup_and_imports_run_in_colab(colab, chapter):
     result = _execute(colab, _as_in_colab(chapter, colab["source"], 2), f"setup-{chapter.stem}")
     assert result["ok"]
+
+
+def test_the_live_panel_displays_in_colab(colab):
+    """The in-page trainer ships inside the installed package and displays as inline HTML."""
+    chapter = ROOT / "book" / "04_toy_superposition.ipynb"
+    nb = _as_in_colab(chapter, colab["source"], 2)  # the install and the imports
+    nb["cells"].append({"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+                        "source": "ss.widgets.live_toy_model()", "id": "live-panel"})
+    result = _execute(colab, nb, "live-panel")
+    assert "text/html" in result["mimes"], result["mimes"]
+    check = ("import supersim; page = supersim.widgets.live_toy_model().to_html(); "
+             "assert 'SupersimToyModel' in page and 'SupersimLive.mount' in page, page[:500]")
+    _run([colab["py"], "-c", check], cwd=colab["tmp"])
