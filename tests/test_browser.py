@@ -258,6 +258,13 @@ def test_live_panel_trains_in_the_page(browser, server, doc):
         call(f"{api}.steps(5000)")
         D = sorted(call(f"{api}.dimensionality()"))
         assert max(D[:3]) < 0.05 and min(D[3:]) > 0.95, f"{doc}: not two orthogonal features: {D}"
+        # the faster preset forms the pentagon in a fraction of those steps
+        panels.first.locator("[data-action=reset]").click()
+        panels.first.locator("[data-action=fast]").click()
+        call(f"{api}.set({{density: 0.1}})")
+        call(f"{api}.steps(1000)")
+        D = call(f"{api}.dimensionality()")
+        assert all(abs(d - 0.4) < 0.05 for d in D), f"{doc}: no pentagon with the faster preset: {D}"
 
         page.screenshot(path=str(SHOTS / f"{doc.replace('/', '_')}-live.png"))
         assert not errors, f"{doc}: console errors: {errors}"

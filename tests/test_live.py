@@ -193,6 +193,10 @@ def test_javascript_trainer_finds_each_regime_from_its_own_seeds(node):
     for k, density in enumerate(densities):
         report += [f"1 - S = {density}: {msg}" for msg in _geometry_problems(js.W.detach()[best[k]], density)]
     assert not report, "\n".join(report)
+    # chapter 4: some seeds settle for two antipodal pairs and a dropped feature instead
+    D = ss.feature_dimensionality(js.W.detach()[-RESTARTS:]).sort(dim=1).values  # 1 - S = 0.1
+    stuck = (D[:, 0] < 0.05) & ((D[:, 1:] - 0.5).abs() < 0.05).all(dim=1)
+    assert stuck.any() and not stuck.all(), f"dimensionalities at 1 - S = 0.1, by seed: {D}"
 
 
 # ---- the Python side: one self-contained HTML output ----------------------------------------
