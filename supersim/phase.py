@@ -232,13 +232,18 @@ def paired_loss(
 
 @dataclass
 class PhaseDiagram:
-    """A trained phase-diagram grid: one best-of-restarts model per (importance, density) cell."""
+    """A trained phase-diagram grid: one best-of-restarts model per (importance, density) cell.
+
+    `W` and `b` are the kept restart's weights and output bias: enough to rebuild each kept
+    model and score it again, e.g. with more samples (chapter 4b does).
+    """
 
     importances: torch.Tensor  # (R,)
     densities: torch.Tensor  # (D,)
     phase: torch.Tensor  # (R, D) index into PHASES
     loss: torch.Tensor  # (R, D) stratified loss of the kept restart (mean over features)
     W: torch.Tensor  # (R, D, H, F) weights of the kept restart
+    b: torch.Tensor  # (R, D, F) output bias of the kept restart, to rebuild or re-score it
     all_phases: torch.Tensor  # (R, D, restarts) the class every restart reached
 
 
@@ -273,9 +278,11 @@ def phase_diagram(
     all_phases = classify(W.flatten(0, 2)).view(len(r), len(d), n_restarts)
     pick = best[..., None]
     W_best = W.gather(2, pick[..., None, None].expand(-1, -1, 1, d_hidden, n_features)).squeeze(2)
+    b = model.b.detach().cpu().view(len(r), len(d), n_restarts, n_features)
+    b_best = b.gather(2, pick[..., None].expand(-1, -1, 1, n_features)).squeeze(2)
     return PhaseDiagram(
         importances=r, densities=d, phase=all_phases.gather(2, pick).squeeze(2),
-        loss=loss.gather(2, pick).squeeze(2), W=W_best, all_phases=all_phases,
+        loss=loss.gather(2, pick).squeeze(2), W=W_best, b=b_best, all_phases=all_phases,
     )
 
 

@@ -164,6 +164,14 @@ def test_phase_diagram_trains_clear_cells_deterministically():
     closed = phase.closed_form_phase(d[None, :], r[:, None])
     assert torch.equal(a.phase, closed), (a.phase, closed)
     assert torch.isfinite(a.loss).all() and (a.loss > 0).all()
+    # the kept W and b rebuild the kept model: re-scoring them gives the kept loss back
+    p, imp = phase.grid_instances(r, d, 2)
+    kept = ss.ToyModel(2, 1, n_instances=4)
+    with torch.no_grad():
+        kept.W.copy_(a.W.flatten(0, 1))
+        kept.b.copy_(a.b.flatten(0, 1))
+    again = phase.stratified_loss(kept, p, imp, n_samples=65_536, seed=3)
+    assert torch.allclose(again.view(2, 2), a.loss, rtol=0.05), (again.view(2, 2) / a.loss)
 
 
 def test_phase_diagram_superposes_sparse_equal_features():
