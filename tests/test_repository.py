@@ -128,3 +128,17 @@ def test_browser_tests_skip_without_chromium_unless_ci(tmp_path, ci):
         assert run.returncode != 0 and "CI is set, so the browser tests are required" in out, out
     else:
         assert run.returncode == 0 and "1 skipped" in out and "install Chromium" in out, out
+
+
+LITERAL_SEED = re.compile(r"\bseed\s*=\s*\d+|manual_seed\(\s*\d+\s*\)")
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+def test_every_chapter_has_one_seed_knob(nb):
+    """One `SEED = 0` in the imports cell, and every other seed derived from it."""
+    code = [c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+    sources = ["".join(c["source"]) for c in code]
+    knobs = [i for i, s in enumerate(sources) if re.search(r"^SEED = 0\b", s, re.MULTILINE)]
+    assert knobs == [1], f"{nb.name}: one `SEED = 0` line, in the imports cell (found in {knobs})"
+    literal = sorted({m for s in sources for m in LITERAL_SEED.findall(s)})
+    assert not literal, f"{nb.name}: literal seeds {literal}; derive them from SEED"
