@@ -14,6 +14,9 @@ import torch
 from . import _util
 
 _EPS = 1e-12
+# A feature counts as represented when its direction's norm ||W_i|| exceeds this: trained
+# models put a feature near norm 1 or near 0, so any cut well between works the same.
+REPRESENTED_NORM = 0.5
 
 
 def _as_w(W) -> tuple[torch.Tensor, bool]:
@@ -71,9 +74,9 @@ def dimensions_per_feature(W) -> torch.Tensor:
     return _out(W.shape[1] / frob2, sq)  # x / 0 = inf on purpose
 
 
-def n_represented(W, threshold: float = 0.5) -> torch.Tensor:
-    """How many features have ||W_i|| above `threshold`, per instance (an int tensor)."""
-    threshold = _util.real(threshold, "threshold", low=0)
+def n_represented(W, norm_threshold: float = REPRESENTED_NORM) -> torch.Tensor:
+    """How many features have ||W_i|| above `norm_threshold`, per instance (an int tensor)."""
+    norm_threshold = _util.real(norm_threshold, "norm_threshold", low=0)
     W, sq = _as_w(W)
-    n = (W.norm(dim=1) > threshold).sum(-1)
+    n = (W.norm(dim=1) > norm_threshold).sum(-1)
     return n.squeeze(0) if sq else n

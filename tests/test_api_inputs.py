@@ -82,7 +82,7 @@ API = {
     "feature_dimensionality": (ss.feature_dimensionality, lambda: dict(W=_W()), {"W": W_BAD}),
     "feature_norms": (ss.feature_norms, lambda: dict(W=_W()), {"W": W_BAD}),
     "superposition": (ss.superposition, lambda: dict(W=_W()), {"W": W_BAD}),
-    "n_represented": (ss.n_represented, lambda: dict(W=_W()), {"W": W_BAD, "threshold": NONNEG}),
+    "n_represented": (ss.n_represented, lambda: dict(W=_W()), {"W": W_BAD, "norm_threshold": NONNEG}),
     "evaluate": (ss.evaluate, lambda: dict(model=_toy(), feature_probability=0.1, batch_size=64), {
         "model": [torch.nn.Linear(2, 2), "model", None], "feature_probability": PROB,
         "importance": [-1.0, NAN, INF, "a", torch.ones(3)], "batch_size": SIZE, "seed": SEED,
