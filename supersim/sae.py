@@ -9,7 +9,9 @@ directions again. Three tools, from classic to current:
   sparse coding), with a unit-norm decoder and an L1 penalty (Sharkey et al. 2022; Bricken et
   al. 2023, including resampling of dead latents) or a TopK activation (Gao et al. 2024).
 
-`mmcs` scores a learned dictionary against the true directions (Sharkey et al. 2022).
+`mmcs` scores a learned dictionary against the true directions (Sharkey et al. 2022);
+`firing_rate` and `explained_variance` score an SAE's latents and reconstructions on data whose
+directions are unknown.
 
 Taught in chapter 6 ("Recovering features with sparse autoencoders").
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,13 +63,13 @@ def _as_float(x, name: str) -> torch.Tensor:
 
 
 def ista(
-    h,
-    dictionary,
+    h: torch.Tensor | np.ndarray,
+    dictionary: torch.Tensor | np.ndarray,
     l1_coeff: float,
     *,
     steps: int = 300,
     nonneg: bool = True,
-    init=None,
+    init: torch.Tensor | np.ndarray | None = None,
 ) -> torch.Tensor:
     """Sparse codes minimising ||h - a D||^2 + l1_coeff ||a||_1 for a fixed dictionary D.
 
@@ -128,7 +131,7 @@ def _normalise_rows(D: torch.Tensor) -> torch.Tensor:
 
 
 def learn_dictionary(
-    h,
+    h: torch.Tensor | np.ndarray,
     n_atoms: int,
     l1_coeff: float,
     *,
@@ -189,29 +192,30 @@ class SparseAutoencoder(nn.Module):
     """a = act(W_enc^T (h - b_dec) + b_enc), h_hat = a W_dec + b_dec, decoder rows of unit norm.
 
     `kind="l1"`: act = ReLU and the loss adds l1_coeff * ||a||_1. `kind="topk"`: only the k
-    largest pre-activations survive (then ReLU), no penalty. With `n_instances` every
-    parameter gets a leading instances axis and each instance is an independent SAE;
-    `l1_coeff` and `k` may then give one value per instance (a sweep in one model).
-    Parameters: `W_enc` ([I,] D, S), `b_enc` ([I,] S), `W_dec` ([I,] S, D), `b_dec` ([I,] D).
+    largest pre-activations survive (then ReLU), no penalty. Like `ToyModel`, it holds
+    `n_instances` independent SAEs (default 1) that train together: every parameter has a
+    leading instances axis, and `l1_coeff` and `k` may give one value per instance (a sweep in
+    one model). Parameters: `W_enc` (I, D, S), `b_enc` (I, S), `W_dec` (I, S, D), `b_dec` (I, D).
+
+    Activations are (B, I, D), as a toy model's inputs are (B, I, F); (B, D) activations are
+    shared by every instance. Latents are (B, I, S) and reconstructions (B, I, D).
     """
 
     def __init__(
         self,
         d_in: int,
         d_sae: int,
-        n_instances: int | None = None,
         *,
+        n_instances: int = 1,
         kind: str = "l1",
-        l1_coeff=0.3,
-        k=None,
+        l1_coeff: float | Sequence[float] | torch.Tensor = 0.3,
+        k: int | Sequence[int] | torch.Tensor | None = None,
         seed: int = 0,
-        device=None,
+        device: str | torch.device | None = None,
     ):
         super().__init__()
         self.d_in, self.d_sae = _check_size(d_in, "d_in"), _check_size(d_sae, "d_sae")
-        self.batched = n_instances is not None
-        n = _check_size(n_instances, "n_instances") if self.batched else 1
-        self.n_instances = n
+        self.n_instances = n = _check_size(n_instances, "n_instances")
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         self.kind = kind
@@ -227,12 +231,10 @@ class SparseAutoencoder(nn.Module):
         # Decoder rows start as random unit directions and the encoder as their transpose, so
         # that every latent starts out reading the direction it writes (as in Gao et al. 2024).
         W_dec = _normalise_rows(torch.randn(n, self.d_sae, self.d_in, generator=gen))  # (I, S, D)
-        W_enc = W_dec.transpose(1, 2).clone()  # (I, D, S)
-        shape = (lambda *s: (n, *s)) if self.batched else (lambda *s: s)
-        self.W_enc = nn.Parameter(W_enc.reshape(shape(self.d_in, self.d_sae)).to(device))
-        self.b_enc = nn.Parameter(torch.zeros(shape(self.d_sae), device=device))
-        self.W_dec = nn.Parameter(W_dec.reshape(shape(self.d_sae, self.d_in)).to(device))
-        self.b_dec = nn.Parameter(torch.zeros(shape(self.d_in), device=device))
+        self.W_enc = nn.Parameter(W_dec.transpose(1, 2).contiguous().to(device))  # (I, D, S)
+        self.b_enc = nn.Parameter(torch.zeros(n, self.d_sae, device=device))  # (I, S)
+        self.W_dec = nn.Parameter(W_dec.to(device))  # (I, S, D)
+        self.b_dec = nn.Parameter(torch.zeros(n, self.d_in, device=device))  # (I, D)
         self.register_buffer("l1_coeff", torch.tensor(l1s, device=device))  # (I,)
         self.register_buffer("k", torch.tensor(ks, dtype=torch.long, device=device))  # (I,)
 
@@ -243,30 +245,23 @@ class SparseAutoencoder(nn.Module):
             raise ValueError(f"{name} must be an integer in [1, d_sae={self.d_sae}], got {value!r}")
         return int(value)
 
-    # Parameters in (I, ...) layout whether or not the SAE is batched.
-    def _params(self):
-        if self.batched:
-            return self.W_enc, self.b_enc, self.W_dec, self.b_dec
-        return (p.unsqueeze(0) for p in (self.W_enc, self.b_enc, self.W_dec, self.b_dec))
+    def _to_ib(self, x, name: str, width: int) -> torch.Tensor:
+        """(B, I, width) or shared (B, width) -> (I, B, width) on the parameters' device."""
+        x = _util.as_tensor(x, name).to(device=self.W_dec.device, dtype=self.W_dec.dtype)
+        if x.dim() == 2 and x.shape[1] == width:
+            return x.unsqueeze(0).expand(self.n_instances, -1, -1)
+        if x.dim() != 3 or tuple(x.shape[1:]) != (self.n_instances, width):
+            raise ValueError(
+                f"{name} must have shape (batch, {self.n_instances}, {width}), or (batch, {width})"
+                f" shared by every instance, got {tuple(x.shape)}"
+            )
+        return x.transpose(0, 1)
 
-    def _to_ibd(self, h) -> torch.Tensor:
-        """(B, I, D) or (B, D) -> (I, B, D) on the parameters' device, checking the shape."""
-        h = torch.as_tensor(h).to(device=self.W_dec.device, dtype=self.W_dec.dtype)
-        want = (self.n_instances, self.d_in) if self.batched else (self.d_in,)
-        if h.dim() != len(want) + 1 or tuple(h.shape[1:]) != want:
-            want_str = ", ".join(map(str, want))
-            got = tuple(h.shape)
-            raise ValueError(f"activations must have shape (batch, {want_str}), got {got}")
-        return h.transpose(0, 1) if self.batched else h.unsqueeze(0)
-
-    def _from_ib(self, t: torch.Tensor) -> torch.Tensor:
-        return t.transpose(0, 1) if self.batched else t.squeeze(0)
-
+    # The training loop works in (I, B, .) layout, where each instance is one matmul of a bmm.
     def _encode(self, h: torch.Tensor) -> torch.Tensor:
-        W_enc, b_enc, _, b_dec = self._params()
-        pre = torch.baddbmm(b_enc.unsqueeze(1), h - b_dec.unsqueeze(1), W_enc)  # (I, B, S)
+        pre = torch.baddbmm(self.b_enc.unsqueeze(1), h - self.b_dec.unsqueeze(1), self.W_enc)
         if self.kind == "l1":
-            return torch.relu(pre)
+            return torch.relu(pre)  # (I, B, S)
         # TopK: keep the k_i largest pre-activations of instance i (k may differ per instance)
         k_max = int(self.k.max())
         values, index = pre.topk(k_max, dim=-1)  # (I, B, k_max)
@@ -274,35 +269,28 @@ class SparseAutoencoder(nn.Module):
         return torch.zeros_like(pre).scatter(-1, index, torch.relu(values) * keep)
 
     def _decode(self, a: torch.Tensor) -> torch.Tensor:
-        _, _, W_dec, b_dec = self._params()
-        return torch.baddbmm(b_dec.unsqueeze(1), a, W_dec)  # (I, B, S) @ (I, S, D) -> (I, B, D)
+        # (I, B, S) @ (I, S, D) -> (I, B, D)
+        return torch.baddbmm(self.b_dec.unsqueeze(1), a, self.W_dec)
 
-    def encode(self, h: torch.Tensor) -> torch.Tensor:
-        """Latent activations: (B, [I,] D) -> (B, [I,] S)."""
-        return self._from_ib(self._encode(self._to_ibd(h)))
+    def encode(self, h: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Latent activations: (B, I, D) or shared (B, D) -> (B, I, S)."""
+        return self._encode(self._to_ib(h, "activations", self.d_in)).transpose(0, 1)
 
-    def decode(self, a: torch.Tensor) -> torch.Tensor:
-        """Reconstruction from latents: (B, [I,] S) -> (B, [I,] D)."""
-        a = torch.as_tensor(a).to(device=self.W_dec.device, dtype=self.W_dec.dtype)
-        want = (self.n_instances, self.d_sae) if self.batched else (self.d_sae,)
-        if a.dim() != len(want) + 1 or tuple(a.shape[1:]) != want:
-            want_str = ", ".join(map(str, want))
-            raise ValueError(f"latents must have shape (batch, {want_str}), got {tuple(a.shape)}")
-        a = a.transpose(0, 1) if self.batched else a.unsqueeze(0)
-        return self._from_ib(self._decode(a))
+    def decode(self, a: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Reconstruction from latents: (B, I, S) or shared (B, S) -> (B, I, D)."""
+        return self._decode(self._to_ib(a, "latents", self.d_sae)).transpose(0, 1)
 
-    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(reconstruction, latents) for activations of shape (B, [I,] D)."""
-        a = self._encode(self._to_ibd(h))
-        return self._from_ib(self._decode(a)), self._from_ib(a)
+    def forward(self, h: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reconstruction (B, I, D), latents (B, I, S)) for activations (B, I, D) or (B, D)."""
+        a = self._encode(self._to_ib(h, "activations", self.d_in))
+        return self._decode(a).transpose(0, 1), a.transpose(0, 1)
 
-    def loss(self, h: torch.Tensor) -> torch.Tensor:
-        """Training loss per instance: squared error (summed over D, mean over B) + L1 penalty."""
-        h = self._to_ibd(h)
+    def loss(self, h: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """Training loss per instance, (I,): squared error (summed over D, mean over B) + L1."""
+        h = self._to_ib(h, "activations", self.d_in)
         a = self._encode(h)
         mse = (self._decode(a) - h).square().sum(-1).mean(-1)  # (I,)
-        loss = mse + self.l1_coeff * a.sum(-1).mean(-1)  # a >= 0, so sum(a) = ||a||_1
-        return loss if self.batched else loss.squeeze(0)
+        return mse + self.l1_coeff * a.sum(-1).mean(-1)  # a >= 0, so sum(a) = ||a||_1
 
     @torch.no_grad()
     def normalise_decoder(self) -> None:
@@ -310,17 +298,20 @@ class SparseAutoencoder(nn.Module):
         self.W_dec.div_(self.W_dec.norm(dim=-1, keepdim=True).clamp_min(_EPS))
 
     def extra_repr(self) -> str:
-        inst = f", n_instances={self.n_instances}" if self.batched else ""
         if self.kind == "topk":
-            detail = f"k={self.k.tolist() if self.batched else int(self.k)}"
+            detail = f"k={self.k.tolist()}"
         else:
-            l1 = [round(x, 6) for x in self.l1_coeff.tolist()]
-            detail = f"l1_coeff={l1 if self.batched else l1[0]}"
-        return f"d_in={self.d_in}, d_sae={self.d_sae}{inst}, kind={self.kind!r}, {detail}"
+            detail = f"l1_coeff={[round(x, 6) for x in self.l1_coeff.tolist()]}"
+        return (
+            f"d_in={self.d_in}, d_sae={self.d_sae}, n_instances={self.n_instances}, "
+            f"kind={self.kind!r}, {detail}"
+        )
 
 
 @torch.no_grad()
-def sae_loss_and_grads(sae: SparseAutoencoder, h: torch.Tensor):
+def sae_loss_and_grads(
+    sae: SparseAutoencoder, h: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """(mse, l1 penalty, active latents per sample, latents that fired, gradients) for (I, B, D) h.
 
     The gradients of sum_i (mse_i + l1_i), written out by hand: for SAEs this small a step is
@@ -337,7 +328,7 @@ def sae_loss_and_grads(sae: SparseAutoencoder, h: torch.Tensor):
 @torch.no_grad()
 def _dense_loss_and_grads(sae: SparseAutoencoder, h: torch.Tensor):
     """`sae_loss_and_grads` with every latent in every product (any kind of SAE)."""
-    W_enc, b_enc, W_dec, b_dec = sae._params()
+    W_enc, W_dec, b_dec = sae.W_enc, sae.W_dec, sae.b_dec
     batch = h.shape[1]
     x = h - b_dec.unsqueeze(1)  # (I, B, D)
     a = sae._encode(h)  # (I, B, S)
@@ -356,8 +347,6 @@ def _dense_loss_and_grads(sae: SparseAutoencoder, h: torch.Tensor):
         # b_dec is added at the output and subtracted at the input: both paths count
         "b_dec": d_r.sum(1) - torch.bmm(d_b_enc.unsqueeze(1), W_enc.transpose(1, 2)).squeeze(1),
     }
-    if not sae.batched:
-        grads = {k: g.squeeze(0) for k, g in grads.items()}
     return mse, l1, on.sum(-1).mean(-1), a.sum(1) > 0, grads
 
 
@@ -369,7 +358,7 @@ def _topk_loss_and_grads(sae: SparseAutoencoder, h: torch.Tensor):
     gradients use the K = max(k) latents a sample keeps, so a step costs one (B, D) x (D, S)
     product plus O(B K D) instead of five dense products (benchmarks/bench_sae.py).
     """
-    W_enc, b_enc, W_dec, b_dec = sae._params()
+    W_enc, b_enc, W_dec, b_dec = sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec
     n, batch, d = h.shape
     x = h - b_dec.unsqueeze(1)  # (I, B, D)
     pre = torch.baddbmm(b_enc.unsqueeze(1), x, W_enc)  # (I, B, S): the one dense product
@@ -401,21 +390,19 @@ def _topk_loss_and_grads(sae: SparseAutoencoder, h: torch.Tensor):
         "W_dec": g_dec,
         "b_dec": d_r.sum(1) - torch.bmm(d_b_enc.unsqueeze(1), W_enc.transpose(1, 2)).squeeze(1),
     }
-    if not sae.batched:
-        grads = {k: g.squeeze(0) for k, g in grads.items()}
     zero = torch.zeros(n, dtype=h.dtype, device=h.device)
     return mse, zero, on.sum(-1).mean(-1), fired > 0, grads
 
 
 @dataclass
 class SAELog:
-    """What `train_sae` records per step and instance: (steps, [I])."""
+    """What `train_sae` records per step and instance: (steps, I)."""
 
     loss: torch.Tensor
     mse: torch.Tensor
     l0: torch.Tensor  # active latents per sample
     dead_fraction: torch.Tensor  # latents that have not fired for `dead_window` steps
-    n_resampled: torch.Tensor  # ([I],): latents restarted in total
+    n_resampled: torch.Tensor  # (I,): latents restarted in total
 
     def __repr__(self) -> str:
         last = lambda t: [round(v, 4) for v in t[-1].reshape(-1).tolist()]  # noqa: E731
@@ -434,7 +421,7 @@ def _resample(sae, opt, h: torch.Tensor, dead: torch.Tensor, gen) -> torch.Tenso
     decoder row becomes that input's direction, its encoder column the same direction at a
     fifth of the alive latents' mean norm.
     """
-    W_enc, b_enc, W_dec, b_dec = sae._params()
+    W_enc, b_enc, W_dec, b_dec = sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec
     err = (sae._decode(sae._encode(h)) - h).square().sum(-1)  # (I, B)
     counts = dead.sum(1)
     for i in torch.nonzero(counts).flatten().tolist():
@@ -457,14 +444,28 @@ def _resample(sae, opt, h: torch.Tensor, dead: torch.Tensor, gen) -> torch.Tenso
         state = opt.state.get(p, {})
         for key in ("exp_avg", "exp_avg_sq"):
             if key in state:
-                moment = state[key] if sae.batched else state[key].unsqueeze(0)
-                moment.mul_(mask)
+                state[key].mul_(mask)
     return counts
+
+
+def _dataset(sae: SparseAutoencoder, activations) -> torch.Tensor:
+    """Checked activations on the SAE's device: (N, D) -> (N, 1, D), shared; or (N, I, D)."""
+    if not isinstance(sae, SparseAutoencoder):
+        raise ValueError(f"sae must be a SparseAutoencoder, got {type(sae).__name__}")
+    data = _as_float(activations, "activations").to(device=sae.W_dec.device, dtype=torch.float32)
+    n, d = sae.n_instances, sae.d_in
+    if data.dim() == 2 and data.shape[1] == d:
+        return data.unsqueeze(1)  # one dataset for every instance
+    if data.dim() == 3 and tuple(data.shape[1:]) == (n, d):
+        return data
+    raise ValueError(
+        f"activations must have shape (samples, {d}) or (samples, {n}, {d}), got {tuple(data.shape)}"
+    )
 
 
 def train_sae(
     sae: SparseAutoencoder,
-    activations,
+    activations: torch.Tensor | np.ndarray,
     *,
     steps: int = 1000,
     batch_size: int = 128,
@@ -484,8 +485,7 @@ def train_sae(
     dead latents are restarted every that many steps (not in the last period). Same seed,
     same result.
     """
-    if not isinstance(sae, SparseAutoencoder):
-        raise ValueError(f"sae must be a SparseAutoencoder, got {type(sae).__name__}")
+    data = _dataset(sae, activations)  # (N, 1 or I, D), checked before any other argument
     steps, batch_size = _check_size(steps, "steps"), _check_size(batch_size, "batch_size")
     dead_window = _check_size(dead_window, "dead_window")
     if resample_every is not None:
@@ -497,13 +497,7 @@ def train_sae(
     if progress is not None and not isinstance(progress, bool):
         raise ValueError(f"progress must be None, True or False, got {progress!r}")
     device = sae.W_dec.device
-    data = _as_float(activations, "activations").to(device=device, dtype=torch.float32)
     n, d = sae.n_instances, sae.d_in
-    if data.dim() == 2 and data.shape[1] == d:
-        data = data.unsqueeze(1)  # (N, 1, D): one dataset for every instance
-    elif not (sae.batched and data.dim() == 3 and tuple(data.shape[1:]) == (n, d)):
-        want = f"(samples, {d})" + (f" or (samples, {n}, {d})" if sae.batched else "")
-        raise ValueError(f"activations must have shape {want}, got {tuple(data.shape)}")
 
     gen = _generator(seed)
     opt = torch.optim.Adam(sae.parameters(), lr=lr)
@@ -547,12 +541,51 @@ def train_sae(
         bar.close()
     for p in sae.parameters():
         p.grad = None
-    squeeze = (lambda t: t) if sae.batched else (lambda t: t.squeeze(-1))
-    return SAELog(**{k: squeeze(v) for k, v in log.items()}, n_resampled=squeeze(n_resampled))
+    return SAELog(**log, n_resampled=n_resampled)
 
 
 # ----------------------------------------------------------------------------------------------
 # Scoring and data
+
+
+def firing_rate(latents: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """How often each latent fires: the share of samples with a > 0, (N, I, S) -> (I, S).
+
+    A latent with rate 0 never fired on these samples (it is dead on them), and the rates
+    summed over the latents are the mean number of active latents per sample, the L0
+    (chapters 6 and 9). Any leading sample axis works: (N, ...) -> (...).
+    """
+    a = _util.as_tensor(latents, "latents").detach()
+    if a.dim() < 1 or a.shape[0] == 0:
+        raise ValueError(f"latents must be (samples, ...) with samples >= 1, got {tuple(a.shape)}")
+    return (a > 0).float().mean(0)
+
+
+def explained_variance(
+    activations: torch.Tensor | np.ndarray, reconstruction: torch.Tensor | np.ndarray
+) -> torch.Tensor:
+    """The fraction of the activations' variance a reconstruction keeps, per instance: (I,).
+
+    1 - sum ||h - h_hat||^2 / sum ||h - mean(h)||^2 over the N samples: 1 for a perfect
+    reconstruction, 0 for one no better than the mean activation (chapter 9). `reconstruction`
+    is (N, I, D) as an SAE returns it; `activations` is (N, I, D), or (N, D) shared by every
+    instance.
+    """
+    h = _as_float(activations, "activations").detach()
+    r = _as_float(reconstruction, "reconstruction").detach().to(h.dtype)
+    given = tuple(h.shape)
+    if h.dim() == 2:
+        h = h.unsqueeze(1)  # (N, 1, D): the same activations for every instance
+    if r.dim() != 3 or h.dim() != 3 or h.shape[0] != r.shape[0] or h.shape[2] != r.shape[2] or (
+        h.shape[1] not in (1, r.shape[1])
+    ):
+        raise ValueError(
+            f"reconstruction must be (samples, instances, d) matching activations (samples, d) or"
+            f" (samples, instances, d), got {tuple(r.shape)} for {given}"
+        )
+    err = (h - r).square().sum((0, 2))  # (I,)
+    spread = (h - h.mean(0)).square().sum((0, 2)).clamp_min(_EPS)  # (1 or I,)
+    return 1 - err / spread
 
 
 def _directions(x, name: str) -> torch.Tensor:
@@ -567,7 +600,9 @@ def _directions(x, name: str) -> torch.Tensor:
     return _normalise_rows(t)
 
 
-def max_cosine(learned, truth, *, absolute: bool = False) -> torch.Tensor:
+def max_cosine(
+    learned: torch.Tensor | np.ndarray, truth: torch.Tensor | np.ndarray, *, absolute: bool = False
+) -> torch.Tensor:
     """For each true direction, the best cosine with any learned one: (..., n_true).
 
     `learned` is (..., n_learned, d) and `truth` (..., n_true, d), directions as rows (leading
@@ -585,13 +620,19 @@ def max_cosine(learned, truth, *, absolute: bool = False) -> torch.Tensor:
     return (cos.abs() if absolute else cos).amax(-1).float()
 
 
-def mmcs(learned, truth, *, absolute: bool = False) -> torch.Tensor:
+def mmcs(
+    learned: torch.Tensor | np.ndarray, truth: torch.Tensor | np.ndarray, *, absolute: bool = False
+) -> torch.Tensor:
     """Mean max cosine similarity: the mean over true directions of `max_cosine`, (...)."""
     return max_cosine(learned, truth, absolute=absolute).mean(-1)
 
 
 def fraction_recovered(
-    learned, truth, threshold: float = 0.9, *, absolute: bool = False
+    learned: torch.Tensor | np.ndarray,
+    truth: torch.Tensor | np.ndarray,
+    threshold: float = 0.9,
+    *,
+    absolute: bool = False,
 ) -> torch.Tensor:
     """The fraction of true directions some learned direction matches with cosine > threshold."""
     threshold = _util.real(threshold, "threshold", low=0, high=1)
@@ -604,23 +645,21 @@ def sparse_synthetic(
     d_in: int,
     *,
     feature_probability: float,
-    n_instances: int | None = None,
+    n_instances: int = 1,
     seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Synthetic activations with known directions (after Sharkey et al. 2022).
 
-    Returns (activations (B, [I,] D), directions ([I,] N, D), codes (B, [I,] N)): N random
-    unit directions in R^D and sparse non-negative coefficients, each active with
-    probability `feature_probability` and then uniform on [0, 1].
+    Returns (activations (B, I, D), directions (I, N, D), codes (B, I, N)): for each of
+    `n_instances` independent problems, N random unit directions in R^D and sparse non-negative
+    coefficients, each active with probability `feature_probability` and then uniform on [0, 1].
     """
     n_samples, d_in = _check_size(n_samples, "n_samples"), _check_size(d_in, "d_in")
     n_features = _check_size(n_features, "n_features")
-    n = _check_size(n_instances, "n_instances") if n_instances is not None else 1
+    n = _check_size(n_instances, "n_instances")
     gen = _generator(seed)
     feature_probability = _util.real(feature_probability, "feature_probability", low=0, high=1)
     directions = _normalise_rows(torch.randn(n, n_features, d_in, generator=gen))  # (I, N, D)
     codes = sample_features(n_samples, feature_probability, n, n_features, generator=gen)
     acts = torch.einsum("bin,ind->bid", codes, directions)  # (B, I, D)
-    if n_instances is None:
-        return acts[:, 0], directions[0], codes[:, 0]
     return acts, directions, codes

@@ -67,7 +67,7 @@ def test_inputs_follow_the_model():
     assert out.dtype == torch.float32 and torch.allclose(out, toy(torch.tensor(x, dtype=torch.float32)))
     sae = ss.SparseAutoencoder(2, 4, kind="topk", k=1)
     recon, latents = sae(np.zeros((3, 2)))
-    assert recon.shape == (3, 2) and latents.shape == (3, 4)
+    assert recon.shape == (3, 1, 2) and latents.shape == (3, 1, 4)  # shared, one instance
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -111,26 +111,53 @@ def test_fraction_recovered_and_instances_broadcast():
 
 
 def test_shapes_unit_decoder_and_repr():
+    # one instance by default, with the instances axis that ToyModel has too
     sae = ss.SparseAutoencoder(6, 20)
-    assert sae.W_dec.shape == (20, 6) and sae.W_enc.shape == (6, 20)
-    assert sae.b_enc.shape == (20,) and sae.b_dec.shape == (6,)
-    assert torch.allclose(sae.W_dec.norm(dim=1), torch.ones(20))
-    h = torch.rand(9, 6)
+    toy = ss.ToyModel(20, 6)
+    assert sae.n_instances == toy.n_instances == 1
+    assert sae.W_dec.shape == (1, 20, 6) and sae.W_enc.shape == (1, 6, 20)
+    assert sae.b_enc.shape == (1, 20) and sae.b_dec.shape == (1, 6)
+    assert torch.allclose(sae.W_dec.norm(dim=-1), torch.ones(1, 20))
+    h = torch.rand(9, 1, 6)
     recon, a = sae(h)
-    assert recon.shape == (9, 6) and a.shape == (9, 20) and (a >= 0).all()
+    assert recon.shape == (9, 1, 6) and a.shape == (9, 1, 20) and (a >= 0).all()
     assert torch.allclose(sae.decode(sae.encode(h)), recon)
-    assert sae.loss(h).shape == ()
+    assert sae.loss(h).shape == (1,)
+    assert "n_instances=1" in repr(sae) and "l1_coeff=[0.3]" in repr(sae)
 
-    batched = ss.SparseAutoencoder(6, 20, 4, l1_coeff=[0.1, 0.2, 0.3, 0.4])
+    batched = ss.SparseAutoencoder(6, 20, n_instances=4, l1_coeff=[0.1, 0.2, 0.3, 0.4])
     assert batched.W_dec.shape == (4, 20, 6)
     recon, a = batched(torch.rand(9, 4, 6))
     assert recon.shape == (9, 4, 6) and a.shape == (9, 4, 20)
     assert batched.loss(torch.rand(9, 4, 6)).shape == (4,)
     assert "l1_coeff=[0.1, 0.2, 0.3, 0.4]" in repr(batched)
+    # (B, D) activations are shared: every instance encodes the same samples
+    shared = torch.rand(9, 6)
+    assert torch.equal(batched.encode(shared), batched.encode(shared[:, None].expand(9, 4, 6)))
+
+
+def test_n_instances_is_keyword_only():
+    with pytest.raises(TypeError):
+        ss.SparseAutoencoder(6, 20, 4)
+
+
+def test_instances_are_independent_saes():
+    # instance i of a batched SAE computes what a one-instance SAE with its weights computes
+    batched = ss.SparseAutoencoder(5, 8, n_instances=3, l1_coeff=[0.0, 0.2, 1.0], seed=4)
+    h = torch.rand(11, 3, 5)
+    recon, a = batched(h)
+    for i in range(3):
+        one = ss.SparseAutoencoder(5, 8, l1_coeff=batched.l1_coeff[i].item())
+        with torch.no_grad():
+            for name, p in one.named_parameters():
+                p.copy_(getattr(batched, name)[i : i + 1])
+        r1, a1 = one(h[:, i : i + 1])
+        assert torch.allclose(r1[:, 0], recon[:, i]) and torch.allclose(a1[:, 0], a[:, i])
+        assert torch.allclose(one.loss(h[:, i : i + 1]), batched.loss(h)[i : i + 1])
 
 
 def test_topk_keeps_at_most_k_latents_per_instance():
-    sae = ss.SparseAutoencoder(5, 16, 3, kind="topk", k=[1, 3, 16], seed=2)
+    sae = ss.SparseAutoencoder(5, 16, n_instances=3, kind="topk", k=[1, 3, 16], seed=2)
     with torch.no_grad():
         sae.b_enc.fill_(1.0)  # every pre-activation positive, so exactly k survive
     a = sae.encode(torch.rand(50, 3, 5))
@@ -143,28 +170,25 @@ def test_topk_keeps_at_most_k_latents_per_instance():
 
 
 @pytest.mark.parametrize("kind, extra", [("l1", {"l1_coeff": [0.1, 0.7]}), ("topk", {"k": [2, 5]})])
-@pytest.mark.parametrize("n_instances", [None, 2])
+@pytest.mark.parametrize("n_instances", [1, 2])
 def test_hand_written_gradients_match_autograd(kind, extra, n_instances):
-    if n_instances is None:
-        extra = {key: value[0] for key, value in extra.items()}
-    sae = ss.SparseAutoencoder(6, 12, n_instances, kind=kind, seed=1, **extra)
+    extra = {key: value[:n_instances] for key, value in extra.items()}
+    sae = ss.SparseAutoencoder(6, 12, n_instances=n_instances, kind=kind, seed=1, **extra)
     with torch.no_grad():
         sae.b_enc.normal_(0, 0.1, generator=torch.Generator().manual_seed(0))
         sae.b_dec.normal_(0, 0.1, generator=torch.Generator().manual_seed(1))
-    shape = (40, 6) if n_instances is None else (40, 2, 6)
-    h = torch.rand(shape, generator=torch.Generator().manual_seed(2))
+    h = torch.rand(40, n_instances, 6, generator=torch.Generator().manual_seed(2))
     sae.loss(h).sum().backward()
-    h_ibd = h.unsqueeze(0) if n_instances is None else h.transpose(0, 1)
-    *_, grads = sae_loss_and_grads(sae, h_ibd)
+    *_, grads = sae_loss_and_grads(sae, h.transpose(0, 1))
     for name, p in sae.named_parameters():
         assert torch.allclose(p.grad, grads[name], atol=1e-5), name
 
 
-@pytest.mark.parametrize("n_instances", [None, 3])
+@pytest.mark.parametrize("n_instances", [1, 3])
 def test_topk_sparse_gradients_match_the_dense_ones(n_instances):
     # the sparse path must compute exactly what the dense one does, only cheaper
-    ks = 4 if n_instances is None else [1, 4, 9]
-    sae = ss.SparseAutoencoder(7, 20, n_instances, kind="topk", k=ks, seed=3)
+    ks = 4 if n_instances == 1 else [1, 4, 9]
+    sae = ss.SparseAutoencoder(7, 20, n_instances=n_instances, kind="topk", k=ks, seed=3)
     with torch.no_grad():
         sae.b_enc.normal_(0, 0.2, generator=torch.Generator().manual_seed(0))
         sae.b_dec.normal_(0, 0.2, generator=torch.Generator().manual_seed(1))
@@ -181,7 +205,7 @@ def test_train_sae_recovers_directions_keeps_unit_decoder_and_is_deterministic()
     h, dirs, _ = ss.sparse_synthetic(4096, 12, 8, feature_probability=0.08, n_instances=2, seed=0)
     runs = []
     for _ in range(2):
-        sae = ss.SparseAutoencoder(8, 24, 2, l1_coeff=0.2, seed=3)
+        sae = ss.SparseAutoencoder(8, 24, n_instances=2, l1_coeff=0.2, seed=3)
         log = ss.train_sae(sae, h, steps=600, seed=5, progress=False)
         runs.append((sae, log))
     (sae, log), (sae2, _) = runs
@@ -193,24 +217,56 @@ def test_train_sae_recovers_directions_keeps_unit_decoder_and_is_deterministic()
     assert "SAELog(steps=600" in repr(log)
 
 
-def test_shared_activations_feed_every_instance_and_unbatched_logs_are_1d():
+def test_shared_activations_feed_every_instance_and_logs_keep_the_instances_axis():
     h = torch.rand(256, 4)
-    sae = ss.SparseAutoencoder(4, 8, 3, l1_coeff=[0.0, 0.1, 1.0])
+    sae = ss.SparseAutoencoder(4, 8, n_instances=3, l1_coeff=[0.0, 0.1, 1.0])
     log = ss.train_sae(sae, h, steps=20, progress=False)
     assert log.l0.shape == (20, 3)
     single = ss.SparseAutoencoder(4, 8)
     log = ss.train_sae(single, h, steps=20, progress=False)
-    assert log.loss.shape == (20,) and log.n_resampled.shape == ()
+    assert log.loss.shape == (20, 1) and log.n_resampled.shape == (1,)
+    # shared (N, D) data train exactly as the same data given to every instance
+    twice = [ss.SparseAutoencoder(4, 8, n_instances=2, seed=1) for _ in range(2)]
+    ss.train_sae(twice[0], h, steps=20, seed=2, progress=False)
+    ss.train_sae(twice[1], h[:, None].expand(256, 2, 4), steps=20, seed=2, progress=False)
+    assert torch.equal(twice[0].W_dec, twice[1].W_dec)
+
+
+def test_firing_rate_and_explained_variance_known_answers():
+    sae = ss.SparseAutoencoder(2, 3, n_instances=2)
+    with torch.no_grad():
+        sae.W_enc.copy_(torch.tensor([[1.0, 0.0, -1.0], [0.0, 1.0, 0.0]]).expand(2, 2, 3))
+        sae.W_dec.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]).expand(2, 3, 2))
+        sae.b_enc.copy_(torch.tensor([[0.0, 0.0, 0.0], [-10.0, -10.0, -10.0]]))
+    # instance 0 reads h_0 on either side and h_1 >= 0; instance 1 never fires
+    h = torch.tensor([[1.0, 2.0], [-1.0, 0.0], [0.5, 0.0], [-2.0, 3.0]])
+    recon, latents = sae(h)
+    rate = ss.sae.firing_rate(latents)
+    assert rate.shape == (2, 3)
+    assert torch.allclose(rate[0], torch.tensor([0.5, 0.5, 0.5])) and (rate[1] == 0).all()
+    # instance 0 reconstructs h exactly; instance 1 outputs b_dec = 0, so its error is sum h^2
+    fve = ss.sae.explained_variance(h, recon)
+    assert fve[0].item() == pytest.approx(1.0)
+    want = 1 - h.square().sum() / (h - h.mean(0)).square().sum()
+    assert fve[1].item() == pytest.approx(want.item(), rel=1e-6)
+    # per-instance activations: each instance is scored against its own
+    h2 = torch.stack([h, 2 * h], dim=1)
+    fve2 = ss.sae.explained_variance(h2, h2 + torch.tensor([0.0, 1.0]).view(1, 2, 1))
+    assert fve2[0].item() == 1.0 and fve2[1].item() < 1.0
+    with pytest.raises(ValueError, match="reconstruction must be"):
+        ss.sae.explained_variance(torch.rand(4, 3), recon)
+    with pytest.raises(ValueError, match="latents must be"):
+        ss.sae.firing_rate(torch.zeros(0, 2, 3))
 
 
 def test_resampling_revives_latents_that_can_never_fire():
-    h, _, _ = ss.sparse_synthetic(2048, 6, 4, feature_probability=0.3, seed=0)
+    h, _, _ = ss.sparse_synthetic(2048, 6, 4, feature_probability=0.3, seed=0)  # (2048, 1, 4)
     dead = torch.arange(4)
 
     def trained(resample_every):
         sae = ss.SparseAutoencoder(4, 12, seed=0)
         with torch.no_grad():
-            sae.b_enc[dead] = -100.0  # these latents are dead from the start
+            sae.b_enc[0, dead] = -100.0  # these latents are dead from the start
         log = ss.train_sae(sae, h, steps=120, dead_window=20, resample_every=resample_every,
                            progress=False)
         return sae, log
@@ -218,14 +274,14 @@ def test_resampling_revives_latents_that_can_never_fire():
     sae, log = trained(None)
     assert int(log.n_resampled) == 0
     assert log.dead_fraction[-1] >= len(dead) / 12
-    assert (sae.b_enc[dead] < -99).all(), "without resampling nothing can revive them"
+    assert (sae.b_enc[0, dead] < -99).all(), "without resampling nothing can revive them"
     sae, log = trained(40)
     assert int(log.n_resampled) >= len(dead)
-    assert (sae.b_enc[dead] > -1).all(), "resampled latents restart with a zero bias"
+    assert (sae.b_enc[0, dead] > -1).all(), "resampled latents restart with a zero bias"
 
 
 def test_resample_points_dead_latents_at_inputs_and_clears_their_adam_state():
-    sae = ss.SparseAutoencoder(3, 6, 2, seed=0)
+    sae = ss.SparseAutoencoder(3, 6, n_instances=2, seed=0)
     opt = torch.optim.Adam(sae.parameters(), lr=1e-2)
     h = torch.rand(2, 50, 3)  # (instances, batch, d) layout, as inside the training loop
     sae.loss(h.transpose(0, 1)).sum().backward()
@@ -255,9 +311,9 @@ def test_resample_points_dead_latents_at_inputs_and_clears_their_adam_state():
 
 def test_sparse_synthetic_shapes_and_statistics():
     h, dirs, codes = ss.sparse_synthetic(20_000, 10, 5, feature_probability=0.2, seed=1)
-    assert h.shape == (20_000, 5) and dirs.shape == (10, 5) and codes.shape == (20_000, 10)
-    assert torch.allclose(dirs.norm(dim=1), torch.ones(10), atol=1e-6)
-    assert torch.allclose(h, codes @ dirs, atol=1e-5)
+    assert h.shape == (20_000, 1, 5) and dirs.shape == (1, 10, 5) and codes.shape == (20_000, 1, 10)
+    assert torch.allclose(dirs.norm(dim=-1), torch.ones(1, 10), atol=1e-6)
+    assert torch.allclose(h[:, 0], codes[:, 0] @ dirs[0], atol=1e-5)
     assert (codes >= 0).all() and (codes <= 1).all()
     assert (codes > 0).float().mean().item() == pytest.approx(0.2, abs=0.01)
     h2, dirs2, codes2 = ss.sparse_synthetic(100, 10, 5, feature_probability=0.2, n_instances=3)
@@ -288,8 +344,8 @@ def test_bad_sae_arguments(kwargs, match):
 
 
 def test_bad_training_and_scoring_arguments():
-    sae = ss.SparseAutoencoder(4, 8, 2)
-    with pytest.raises(ValueError, match=r"activations must have shape \(samples, 4\)"):
+    sae = ss.SparseAutoencoder(4, 8, n_instances=2)
+    with pytest.raises(ValueError, match=r"activations must have shape \(samples, 4\) or \(samples, 2, 4\)"):
         ss.train_sae(sae, torch.rand(10, 3, 4))
     with pytest.raises(ValueError, match="lr must be"):
         ss.train_sae(sae, torch.rand(10, 4), lr=0.0)
@@ -300,7 +356,9 @@ def test_bad_training_and_scoring_arguments():
     with pytest.raises(ValueError, match="sae must be a SparseAutoencoder"):
         ss.train_sae(ss.ToyModel(4, 2), torch.rand(10, 4))
     with pytest.raises(ValueError, match=r"activations must have shape \(batch, 2, 4\)"):
-        sae.encode(torch.rand(10, 4))
+        sae.encode(torch.rand(10, 3, 4))
+    with pytest.raises(ValueError, match=r"latents must have shape \(batch, 2, 8\)"):
+        sae.decode(torch.rand(10, 8, 2))
     with pytest.raises(ValueError, match="dictionary must be"):
         ss.ista(torch.rand(3, 4), torch.rand(5, 6), 0.1)
     with pytest.raises(ValueError, match="l1_coeff must be a finite number >= 0"):
