@@ -18,8 +18,10 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
 import torch
 
+from . import _util
 from .data import _check_size
 from .train import _num_threads
 
@@ -61,14 +63,16 @@ def _check_pair(x: torch.Tensor, V: torch.Tensor, x_name: str, axis: int) -> Non
         )
 
 
-def embed(x, V) -> torch.Tensor:
+def embed(x: torch.Tensor | np.ndarray, V: torch.Tensor | np.ndarray) -> torch.Tensor:
     """The linear representation h = sum_i x_i w_i: (..., k) values, (k, n) rows -> (..., n)."""
     x, V = _t(x), _t(V)
     _check_pair(x, V, "x", 0)
     return x @ V
 
 
-def read_back(h, V, *, relu: bool = False, bias: float = 0.0) -> torch.Tensor:
+def read_back(
+    h: torch.Tensor | np.ndarray, V: torch.Tensor | np.ndarray, *, relu: bool = False, bias: float = 0.0
+) -> torch.Tensor:
     """Each feature's read-out h . w_j (+ bias, through a ReLU if `relu`): (..., n) -> (..., k)."""
     h, V = _t(h), _t(V)
     _check_pair(h, V, "h", 1)
@@ -76,7 +80,9 @@ def read_back(h, V, *, relu: bool = False, bias: float = 0.0) -> torch.Tensor:
     return torch.relu(out) if relu else out
 
 
-def readback_errors(x, V, *, relu: bool = False, bias: float = 0.0) -> torch.Tensor:
+def readback_errors(
+    x: torch.Tensor | np.ndarray, V: torch.Tensor | np.ndarray, *, relu: bool = False, bias: float = 0.0
+) -> torch.Tensor:
     """Read-out minus true value for every feature, (..., k): zero when nothing interferes."""
     x = _t(x)
     return read_back(embed(x, V), V, relu=relu, bias=bias) - x
@@ -115,7 +121,7 @@ def rotation_2d(theta: float) -> torch.Tensor:
     return torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
 
 
-def excess_kurtosis(a, dim: int = 0) -> torch.Tensor:
+def excess_kurtosis(a: torch.Tensor | np.ndarray, dim: int = 0) -> torch.Tensor:
     """E[(a - mean)^4] / var^2 - 3 along `dim`: 0 for a Gaussian, large for a sparse, spiky signal.
 
     NaN where the values are constant (no spread, so no shape to measure).
@@ -127,7 +133,7 @@ def excess_kurtosis(a, dim: int = 0) -> torch.Tensor:
     return torch.where(var > _EPS, k - 3, torch.full_like(k, float("nan")))
 
 
-def axis_share(a, dim: int = -1) -> torch.Tensor:
+def axis_share(a: torch.Tensor | np.ndarray, dim: int = -1) -> torch.Tensor:
     """max_k a_k^2 / sum_k a_k^2 along `dim`: 1 for a vector on one axis, 1/n when spread evenly.
 
     On a (neurons, features) weight matrix, dim=0 says how much of each feature sits on its
@@ -139,21 +145,41 @@ def axis_share(a, dim: int = -1) -> torch.Tensor:
     return torch.where(total > _EPS, sq.amax(dim) / total.clamp_min(_EPS), torch.zeros_like(total))
 
 
-def features_per_neuron(responses, threshold: float = 0.1) -> torch.Tensor:
+def one_hot_inputs(n_features: int, n_instances: int = 1, *, value: float = 1.0) -> torch.Tensor:
+    """The probe inputs: sample i has feature i alone on, at `value`, in every instance.
+
+    (n_features, n_instances, n_features), float32, the (batch, instances, features) layout
+    of a toy model's input, so `model.hidden(one_hot_inputs(n, model.n_instances))[i]` is what
+    the hidden units do with feature i alone (chapters 2 and 6).
+    """
+    n_features = _check_size(n_features, "n_features")
+    n_instances = _check_size(n_instances, "n_instances")
+    value = _util.real(value, "value")
+    eye = torch.eye(n_features) * value  # (features on, features)
+    return eye.unsqueeze(1).repeat(1, n_instances, 1)
+
+
+def features_per_neuron(
+    responses: torch.Tensor | np.ndarray, threshold: float = 0.1, *, relative: bool = False
+) -> torch.Tensor:
     """How many features make each unit fire above `threshold`, from a (units, features) table.
 
-    `responses[u, i]` is unit u's activation when feature i alone is on: 1 feature per unit is
-    monosemantic, more is polysemantic, 0 is a unit that never fires.
+    `responses[u, i]` is unit u's activation when feature i alone is on (`one_hot_inputs`):
+    1 feature per unit is monosemantic, more is polysemantic, 0 is a unit that never fires.
+    With `relative=True` the threshold is a fraction of each unit's largest response instead
+    (chapter 6 counts the features within 20% of a unit's favourite, `threshold=0.2`).
     """
-    if not threshold >= 0:
-        raise ValueError(f"threshold must be >= 0, got {threshold!r}")
+    threshold = _util.real(threshold, "threshold", low=0)
+    relative = _util.flag(relative, "relative")
     r = _t(responses)
     if r.dim() != 2:
         raise ValueError(f"responses must be (units, features), got shape {tuple(r.shape)}")
+    if relative:
+        threshold = threshold * r.amax(dim=1, keepdim=True)  # (units, 1)
     return (r > threshold).sum(dim=1)
 
 
-def procrustes(A, B) -> torch.Tensor:
+def procrustes(A: torch.Tensor | np.ndarray, B: torch.Tensor | np.ndarray) -> torch.Tensor:
     """The orthogonal map Q minimising ||A Q - B||_F: A is (batch, n), B is (batch, k), Q is (n, k).
 
     Q = U V^T from the SVD of A^T B. For k <= n its columns are orthonormal (an isometry into
@@ -170,17 +196,31 @@ def procrustes(A, B) -> torch.Tensor:
     return U @ Vh
 
 
-def relative_error(estimate, target) -> float:
-    """||estimate - target||_F / ||target||_F."""
+def relative_error(
+    estimate: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray, dim: int | None = None
+) -> float | torch.Tensor:
+    """||estimate - target|| / ||target||: over everything (Frobenius) as a float, or along `dim`.
+
+    With `dim=1` on (samples, k) arrays, one error per sample, (samples,) (chapter 6 compares
+    sparse codes this way); a zero target row then gives 0 or a huge number, not NaN.
+    """
     estimate, target = _t(estimate), _t(target)
     if estimate.shape != target.shape:
         raise ValueError(
             f"estimate and target shapes differ: {tuple(estimate.shape)} vs {tuple(target.shape)}"
         )
-    return float((estimate - target).norm() / target.norm().clamp_min(_EPS))
+    if dim is None:
+        return float((estimate - target).norm() / target.norm().clamp_min(_EPS))
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or not (
+        -target.dim() <= dim < target.dim()
+    ):
+        raise ValueError(f"dim must be None or an axis of the {target.dim()}-d inputs, got {dim!r}")
+    return (estimate - target).norm(dim=dim) / target.norm(dim=dim).clamp_min(_EPS)
 
 
-def kurtosis_rotation(H, k: int, *, steps: int = 200, seed: int = 0) -> torch.Tensor:
+def kurtosis_rotation(
+    H: torch.Tensor | np.ndarray, k: int, *, steps: int = 200, seed: int = 0
+) -> torch.Tensor:
     """An (n, k) map with orthonormal columns whose outputs are as spiky (kurtotic) as possible.
 
     Finds sparse features without labels, as independent component analysis does: keep the top-k
@@ -210,7 +250,7 @@ def kurtosis_rotation(H, k: int, *, steps: int = 200, seed: int = 0) -> torch.Te
     return P @ W.T
 
 
-def abs_correlation(A, B) -> torch.Tensor:
+def abs_correlation(A: torch.Tensor | np.ndarray, B: torch.Tensor | np.ndarray) -> torch.Tensor:
     """Absolute Pearson correlation between every column of A (batch, a) and of B (batch, b): (a, b)."""
     A, B = _t(A), _t(B)
     if A.dim() != 2 or B.dim() != 2 or A.shape[0] != B.shape[0]:

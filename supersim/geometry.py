@@ -1,10 +1,11 @@
 """How many almost-orthogonal directions fit in R^n: random vectors, bounds and packings.
 
 Superposition needs many feature directions with small pairwise overlaps. This module
-measures overlaps (the cosine matrix and its maximum off the diagonal, the **coherence**),
-gives the bounds that limit them (Welch 1974; the orthoplex bound of Conway, Hardin & Sloane
-1996), the Johnson-Lindenstrauss dimension (Dasgupta & Gupta 2003), and `pack`, which finds
-unit vectors of low coherence by gradient descent on a smooth maximum of their cosines.
+measures overlaps (the cosine matrix and its maximum off the diagonal, the **coherence**; each
+vector's most opposite partner; the angles between neighbours in the plane), gives the bounds
+that limit them (Welch 1974; the orthoplex bound of Conway, Hardin & Sloane 1996), the
+Johnson-Lindenstrauss dimension (Dasgupta & Gupta 2003), and `pack`, which finds unit vectors
+of low coherence by gradient descent on a smooth maximum of their cosines.
 Vectors are the rows of a (k, n) tensor; a sign flip does not change the absolute cosine, so
 a set of vectors is really a set of lines through the origin.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
 import torch
 
 from . import _util
@@ -65,7 +67,13 @@ def _rows(V) -> torch.Tensor:
 
 
 def random_unit_vectors(
-    k: int, n: int, *, batch: int | None = None, seed: int = 0, dtype=torch.float32, device=None
+    k: int,
+    n: int,
+    *,
+    batch: int | None = None,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device | None = None,
 ) -> torch.Tensor:
     """k unit vectors drawn uniformly from the sphere in R^n: (k, n), or (batch, k, n)."""
     k, n = _check_k_n(k, n)
@@ -78,7 +86,7 @@ def random_unit_vectors(
     return (X / X.norm(dim=-1, keepdim=True)).to(dtype=dtype, device=device)
 
 
-def cosine_matrix(V) -> torch.Tensor:
+def cosine_matrix(V: torch.Tensor | np.ndarray) -> torch.Tensor:
     """Cosines between the rows of V, (k, n) -> (k, k) (or batched); rows need not be unit."""
     V = _rows(V)
     norms = V.norm(dim=-1, keepdim=True)
@@ -88,7 +96,7 @@ def cosine_matrix(V) -> torch.Tensor:
     return U @ U.transpose(-1, -2)
 
 
-def coherence(V, *, one_sided: bool = False):
+def coherence(V: torch.Tensor | np.ndarray, *, one_sided: bool = False) -> float | torch.Tensor:
     """The coherence of V: the largest absolute cosine between two distinct rows.
 
     A float for a (k, n) V, a (batch,) tensor for a (batch, k, n) one; 0 for a single vector
@@ -107,6 +115,38 @@ def coherence(V, *, one_sided: bool = False):
     C = C.masked_fill(torch.eye(k, dtype=torch.bool, device=C.device), -math.inf)
     mu = C.amax(dim=(-1, -2))
     return float(mu) if C.dim() == 2 else mu
+
+
+def partner_cosine(V: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """Each row's most negative cosine with another row: (k, n) -> (k,), or batched.
+
+    -1 for a member of an antipodal pair (a row and its opposite), cos 144 = -0.81 for a
+    corner of a regular pentagon (chapter 4). Needs at least two rows: a lone vector has no
+    partner.
+    """
+    C = cosine_matrix(V)
+    k = C.shape[-1]
+    if k < 2:
+        raise ValueError(f"V must have at least two rows (k >= 2) to have partners, got k = {k}")
+    eye = torch.eye(k, dtype=torch.bool, device=C.device)
+    return C.masked_fill(eye, math.inf).amin(-1)  # a row is not its own partner
+
+
+def angle_gaps(V: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """The angles in degrees between neighbouring directions in the plane: (k, 2) -> (k,).
+
+    The k rows of V, taken in order of their angle around the origin; gap j is the angle from
+    the j-th to the next one counter-clockwise, so the gaps sum to 360. A regular pentagon has
+    five gaps of 72 (chapters 4 and 6). Batched: (batch, k, 2) -> (batch, k).
+    """
+    V = _rows(V)
+    if V.shape[-1] != 2:
+        raise ValueError(f"V must hold directions in the plane, (k, 2), got {tuple(V.shape)}")
+    if bool((V.norm(dim=-1) == 0).any()):
+        raise ValueError("V has a zero row, which has no direction")
+    angles = torch.atan2(V[..., 1], V[..., 0]).sort(dim=-1).values  # (..., k)
+    wrapped = torch.cat([angles, angles[..., :1] + 2 * math.pi], dim=-1)  # back to the first
+    return torch.rad2deg(wrapped.diff(dim=-1))
 
 
 def welch_bound(k: int, n: int) -> float:
@@ -198,7 +238,7 @@ def pack(
     lr: float = 0.05,
     beta: tuple[float, float] = (4.0, 2000.0),
     seed: int = 0,
-    device=None,
+    device: str | torch.device | None = None,
     threads: int = 1,
     one_sided: bool = False,
 ) -> torch.Tensor:

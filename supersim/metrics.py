@@ -9,17 +9,18 @@ Taught in chapter 4 ("Toy models of superposition").
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from . import _util
 
 _EPS = 1e-12
-# A feature counts as represented when its direction's norm ||W_i|| exceeds this: trained
-# models put a feature near norm 1 or near 0, so any cut well between works the same.
+#: A feature counts as represented when its direction's norm ||W_i|| exceeds this: trained
+#: models put a feature near norm 1 or near 0, so any cut well between works the same.
 REPRESENTED_NORM = 0.5
 
 
-def _as_w(W) -> tuple[torch.Tensor, bool]:
+def _as_w(W: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, bool]:
     shape = "(instances, hidden, features) or (hidden, features)"
     W = _util.float_tensor(W, "W", min_dim=2, max_dim=3, shape=shape)
     W = W.detach().to(torch.float64).cpu()
@@ -31,7 +32,7 @@ def _out(t: torch.Tensor, squeeze: bool) -> torch.Tensor:
     return t.squeeze(0) if squeeze else t
 
 
-def feature_norms(W) -> torch.Tensor:
+def feature_norms(W: torch.Tensor | np.ndarray) -> torch.Tensor:
     """||W_i||: how strongly each feature is represented, (instances, features)."""
     W, sq = _as_w(W)
     return _out(W.norm(dim=1), sq)
@@ -44,14 +45,14 @@ def _overlaps(W: torch.Tensor) -> torch.Tensor:
     return (W_hat.transpose(1, 2) @ W).square()  # (I, F, F)
 
 
-def superposition(W) -> torch.Tensor:
+def superposition(W: torch.Tensor | np.ndarray) -> torch.Tensor:
     """sum_{j != i} (W_i_hat . W_j)^2: how much other features share feature i's direction."""
     W, sq = _as_w(W)
     ov = _overlaps(W)
     return _out(ov.sum(-1) - ov.diagonal(dim1=1, dim2=2), sq)
 
 
-def feature_dimensionality(W) -> torch.Tensor:
+def feature_dimensionality(W: torch.Tensor | np.ndarray) -> torch.Tensor:
     """D_i = ||W_i||^2 / sum_j (W_i_hat . W_j)^2: the fraction of a dimension feature i owns.
 
     1 for a feature with a dimension of its own, 1/2 for an antipodal pair, 2/5 for a pentagon;
@@ -64,7 +65,7 @@ def feature_dimensionality(W) -> torch.Tensor:
     return _out(D, sq)
 
 
-def dimensions_per_feature(W) -> torch.Tensor:
+def dimensions_per_feature(W: torch.Tensor | np.ndarray) -> torch.Tensor:
     """D* = d_hidden / ||W||_F^2 per instance: hidden dimensions spent per learned feature.
 
     inf for an all-zero W: a model that learned no feature has spent its dimensions on none.
@@ -74,9 +75,18 @@ def dimensions_per_feature(W) -> torch.Tensor:
     return _out(W.shape[1] / frob2, sq)  # x / 0 = inf on purpose
 
 
-def n_represented(W, norm_threshold: float = REPRESENTED_NORM) -> torch.Tensor:
-    """How many features have ||W_i|| above `norm_threshold`, per instance (an int tensor)."""
+def represented(W: torch.Tensor | np.ndarray, norm_threshold: float = REPRESENTED_NORM) -> torch.Tensor:
+    """Which features have ||W_i|| above `norm_threshold`: a bool (instances, features) mask.
+
+    The chapters' test for "the model gave this feature a direction" (chapter 4), e.g. to pick
+    a model's represented directions, `W[:, represented(W)]` for a (hidden, features) W.
+    """
     norm_threshold = _util.real(norm_threshold, "norm_threshold", low=0)
     W, sq = _as_w(W)
-    n = (W.norm(dim=1) > norm_threshold).sum(-1)
-    return n.squeeze(0) if sq else n
+    keep = W.norm(dim=1) > norm_threshold
+    return keep.squeeze(0) if sq else keep
+
+
+def n_represented(W: torch.Tensor | np.ndarray, norm_threshold: float = REPRESENTED_NORM) -> torch.Tensor:
+    """How many features have ||W_i|| above `norm_threshold`, per instance (an int tensor)."""
+    return represented(W, norm_threshold).sum(-1)

@@ -1,17 +1,22 @@
 """Small helpers the chapters use to talk to the page: glue numbers into prose, show source.
 
 `glue` writes the same output as myst-nb's `glue` (so `{glue:text}` roles in the book pick the
-value up) without importing myst-nb, which Colab does not have.
+value up) without importing myst-nb, which Colab does not have. `floor_to` and `ceil_to` round
+a bound quoted in the prose ("at least", "at most") the safe way, so it is never overstated.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
+
+from . import _util
 
 _GLUE_PREFIX = "application/papermill.record/"
 
 
-def glue(name: str, value, display: bool = False) -> None:
+def glue(name: str, value: object, display: bool = False) -> None:
     """Store `value`'s display form under `name` for `{glue:text}` / `{glue:}` in the book."""
     from IPython.core.formatters import format_display_data
     from IPython.display import display as ipy_display
@@ -22,7 +27,7 @@ def glue(name: str, value, display: bool = False) -> None:
     ipy_display({prefix + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)
 
 
-def show_source(obj) -> None:
+def show_source(obj: object) -> None:
     """Display the source of a supersim function or class as highlighted Python.
 
     Chapters show the code that teaches from the package itself rather than keep a copy.
@@ -30,3 +35,21 @@ def show_source(obj) -> None:
     from IPython.display import Markdown, display
 
     display(Markdown(f"```python\n{inspect.getsource(obj).rstrip()}\n```"))
+
+
+def _round(x: float, digits: int, direction) -> float:
+    x = _util.real(x, "x")
+    if isinstance(digits, bool) or not isinstance(digits, numbers.Integral):
+        raise ValueError(f"digits must be an integer, got {digits!r}")
+    scale = 10 ** int(digits)
+    return direction(x * scale) / scale
+
+
+def floor_to(x: float, digits: int) -> float:
+    """`x` rounded down to `digits` decimals: a lower bound the prose may quote as "at least"."""
+    return _round(x, digits, math.floor)
+
+
+def ceil_to(x: float, digits: int) -> float:
+    """`x` rounded up to `digits` decimals: an upper bound the prose may quote as "at most"."""
+    return _round(x, digits, math.ceil)

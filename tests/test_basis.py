@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+import supersim as ss
 from supersim import basis as B
 from supersim.geometry import random_unit_vectors
 
@@ -92,6 +93,24 @@ def test_features_per_neuron():
     R = torch.tensor([[1.0, 0.0, 0.5], [0.05, 0.0, 0.0], [-1.0, 0.2, 0.0]])
     assert B.features_per_neuron(R).tolist() == [2, 0, 1]
     assert B.features_per_neuron(R, threshold=0.6).tolist() == [1, 0, 0]
+    # relative: above 0.2 of each unit's own largest response (0.05 -> 0.01, 0.2 -> 0.04)
+    R = torch.tensor([[1.0, 0.3, 0.1], [0.05, 0.0, 0.02], [0.0, 0.0, 0.0]])
+    assert B.features_per_neuron(R, 0.2, relative=True).tolist() == [2, 2, 0]
+    assert B.features_per_neuron(R, 0.2).tolist() == [2, 0, 0]
+
+
+def test_one_hot_inputs_probe_one_feature_per_sample():
+    x = B.one_hot_inputs(4, 3, value=0.5)
+    assert x.shape == (4, 3, 4) and x.dtype == torch.float32
+    for i in range(4):
+        want = torch.zeros(3, 4)
+        want[:, i] = 0.5
+        assert torch.equal(x[i], want)
+    # in a model's layout: hidden(probe)[i] is W's column i, the direction of feature i
+    model = ss.ToyModel(4, 2, 3, seed=1)
+    with torch.no_grad():
+        h = model.hidden(B.one_hot_inputs(4, 3))  # (feature on, instance, hidden)
+    assert torch.allclose(h.permute(1, 2, 0), model.W.detach())
 
 
 def test_procrustes_recovers_a_hidden_rotation():
@@ -142,6 +161,10 @@ def test_abs_correlation():
 def test_relative_error():
     err = B.relative_error(torch.tensor([1.0, 1.0]), torch.tensor([1.0, 0.0]))
     assert err == pytest.approx(1.0)
+    # per row: ||(0, 1)|| / ||(1, 0)|| = 1 and ||(1, 0)|| / ||(0, 2)|| = 1/2
+    est, target = torch.tensor([[1.0, 1.0], [1.0, 2.0]]), torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    assert B.relative_error(est, target, dim=1).tolist() == pytest.approx([1.0, 0.5])
+    assert B.relative_error(est, target, dim=0).tolist() == pytest.approx([1.0, 0.5])
 
 
 @pytest.mark.parametrize(
@@ -163,6 +186,11 @@ def test_relative_error():
         (lambda: B.features_per_neuron(torch.ones(3, 3), threshold=-1), "threshold"),
         (lambda: B.procrustes(torch.ones(4, 2), torch.ones(5, 2)), "A and B"),
         (lambda: B.relative_error(torch.ones(2), torch.ones(3)), "shapes"),
+        (lambda: B.relative_error(torch.ones(2, 3), torch.ones(2, 3), dim=2), "dim"),
+        (lambda: B.features_per_neuron(torch.ones(3, 3), relative=1), "relative"),
+        (lambda: B.one_hot_inputs(0), "n_features"),
+        (lambda: B.one_hot_inputs(3, 0), "n_instances"),
+        (lambda: B.one_hot_inputs(3, value=float("nan")), "value"),
         (lambda: B.kurtosis_rotation(torch.ones(10, 3), 4), "k"),
         (lambda: B.kurtosis_rotation(torch.ones(10), 1), "H"),
         (lambda: B.abs_correlation(torch.ones(4, 2), torch.ones(5, 2)), "A and B"),

@@ -96,6 +96,38 @@ def test_coherence_known_values_batches_and_edge_cases():
 # ---- bounds ---------------------------------------------------------------------------------
 
 
+def test_partner_cosine_known_values():
+    pairs = torch.tensor([[1.0, 0.0], [-2.0, 0.0], [0.0, 1.0], [0.0, -0.5]])  # two antipodal pairs
+    assert torch.allclose(g.partner_cosine(pairs), -torch.ones(4))
+    a = torch.arange(5) * 2 * math.pi / 5
+    pentagon = torch.stack([a.cos(), a.sin()], dim=1)
+    want = torch.full((5,), math.cos(math.radians(144)))
+    assert torch.allclose(g.partner_cosine(pentagon), want, atol=1e-6)
+    # a row is not its own partner: its own cosine (1) never counts, another row's does
+    same = g.partner_cosine(torch.tensor([[1.0, 0.0], [2.0, 0.0]]))
+    assert torch.allclose(same, torch.ones(2))
+    batched = g.partner_cosine(torch.stack([pairs, pairs.flip(0)]))
+    assert batched.shape == (2, 4)
+    with pytest.raises(ValueError, match="at least two rows"):
+        g.partner_cosine(torch.ones(1, 3))
+
+
+def test_angle_gaps_known_values():
+    a = torch.arange(5) * 2 * math.pi / 5
+    pentagon = torch.stack([a.cos(), a.sin()], dim=1)
+    assert torch.allclose(g.angle_gaps(pentagon), torch.full((5,), 72.0))
+    # order and length do not matter, only the directions: the gaps come in angular order
+    square_ish = torch.tensor([[0.0, 3.0], [1.0, 0.0], [-1.0, 0.0], [1.0, 1.0]])
+    # at 90, 0, 180 and 45 degrees: from 0 counter-clockwise, gaps of 45, 45, 90 and 180
+    gaps = g.angle_gaps(square_ish)
+    assert gaps.tolist() == pytest.approx([45.0, 45.0, 90.0, 180.0])
+    assert g.angle_gaps(torch.stack([pentagon, pentagon.flip(0)])).shape == (2, 5)
+    with pytest.raises(ValueError, match=r"in the plane, \(k, 2\)"):
+        g.angle_gaps(torch.ones(4, 3))
+    with pytest.raises(ValueError, match="zero row"):
+        g.angle_gaps(torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
+
+
 def test_welch_bound_known_values():
     assert g.welch_bound(4, 3) == pytest.approx(1 / 3)
     assert g.welch_bound(6, 3) == pytest.approx(1 / math.sqrt(5))

@@ -51,6 +51,19 @@ def test_instances_axis_and_dimensions_per_feature():
     assert ss.n_represented(W).tolist() == [5, 2]
 
 
+def test_represented_is_a_mask_at_the_shared_threshold():
+    from supersim.metrics import REPRESENTED_NORM, represented
+
+    # norms just either side of the cut, and one far below
+    W = torch.tensor([[REPRESENTED_NORM + 1e-3, REPRESENTED_NORM - 1e-3, 0.01, 1.0]])
+    assert represented(W).tolist() == [True, False, False, True]
+    assert represented(W.unsqueeze(0)).tolist() == [[True, False, False, True]]
+    assert represented(W, norm_threshold=0.005).tolist() == [True, True, True, True]
+    assert torch.equal(ss.n_represented(W), represented(W).sum())
+    with pytest.raises(ValueError, match="norm_threshold"):
+        represented(W, norm_threshold=-0.1)
+
+
 def test_superposition_and_norms():
     sup = ss.superposition(polygon(2))
     assert torch.allclose(sup, torch.ones(2))  # each shares its whole line with the other
