@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
 import torch
 
 from .data import _check_size
@@ -44,7 +45,7 @@ def attack_radius(x: torch.Tensor, fraction: float = 0.1) -> torch.Tensor:
     return fraction * x.norm(dim=-1).mean(0)
 
 
-def attack_candidates(W, radius) -> torch.Tensor:
+def attack_candidates(W: torch.Tensor | np.ndarray, radius: float | torch.Tensor) -> torch.Tensor:
     """The closed-form attacks, (I, 2F, F): +-radius times the unit rows of W^T W.
 
     Row i (and F + i, its negative) pushes the pre-activation of output i hardest per unit of
@@ -68,7 +69,12 @@ def _example_loss(model, x_in, x_target, importance) -> torch.Tensor:
 
 
 @torch.no_grad()
-def analytic_attack(model, x, radius, importance=1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def analytic_attack(
+    model: ToyModel,
+    x: torch.Tensor | np.ndarray,
+    radius: float | torch.Tensor,
+    importance: float | torch.Tensor = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(clean, attacked) loss of each example, both (B, I), under the best closed-form attack.
 
     For each example every candidate of `attack_candidates` is tried and the most harmful
@@ -85,7 +91,14 @@ def analytic_attack(model, x, radius, importance=1.0) -> tuple[torch.Tensor, tor
 
 
 def gradient_attack(
-    model, x, radius, *, steps: int = 50, restarts: int = 4, importance=1.0, seed: int = 0
+    model: ToyModel,
+    x: torch.Tensor | np.ndarray,
+    radius: float | torch.Tensor,
+    *,
+    steps: int = 50,
+    restarts: int = 4,
+    importance: float | torch.Tensor = 1.0,
+    seed: int = 0,
 ) -> torch.Tensor:
     """Attacked loss (B, I) found by projected gradient ascent on the input, as a cross-check.
 
@@ -115,7 +128,7 @@ def gradient_attack(
     return best
 
 
-def vulnerability(model, x, fraction: float = 0.1) -> torch.Tensor:
+def vulnerability(model: ToyModel, x: torch.Tensor | np.ndarray, fraction: float = 0.1) -> torch.Tensor:
     """Loss increase under the best closed-form attack, relative to a model without superposition.
 
     (I,): the mean over the batch x (B, I, F) of attacked minus clean loss, divided by

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ._util import generator as _generator
@@ -159,7 +160,9 @@ def labelled_sentences(n_texts: int, *, code_fraction: float = 0.1, seed: int = 
     return LabelledText(texts, spans)
 
 
-def token_labels(corpus: LabelledText, text_index, offsets) -> torch.Tensor:
+def token_labels(
+    corpus: LabelledText, text_index: torch.Tensor | np.ndarray, offsets: torch.Tensor | np.ndarray
+) -> torch.Tensor:
     """(tokens, concepts) bool: token j is labelled c when its characters lie in a span of c.
 
     `text_index` (tokens,) says which text each token comes from, `offsets` (tokens, 2) its

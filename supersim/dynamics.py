@@ -14,9 +14,11 @@ from __future__ import annotations
 import numbers
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .data import _check_size
+from .models import AbsModel, ToyModel
 
 
 def stack_snapshots(snapshots: list, name: str = "W") -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,7 +32,12 @@ def stack_snapshots(snapshots: list, name: str = "W") -> tuple[torch.Tensor, tor
 
 
 @torch.no_grad()
-def snapshot_losses(model, snapshots: list, x: torch.Tensor, importance=1.0) -> torch.Tensor:
+def snapshot_losses(
+    model: ToyModel | AbsModel,
+    snapshots: list,
+    x: torch.Tensor,
+    importance: float | torch.Tensor = 1.0,
+) -> torch.Tensor:
     """Loss (S, I) of every snapshot on the same batch x (B, I, F): a curve without batch noise.
 
     `model` supplies the forward pass (its own parameters are restored afterwards).
@@ -70,7 +77,9 @@ class Jumps:
         return len(self.snapshot)
 
 
-def find_jumps(D, window: int = 10, threshold: float = 0.05, contrast: float = 3.0) -> Jumps:
+def find_jumps(
+    D: torch.Tensor | np.ndarray, window: int = 10, threshold: float = 0.05, contrast: float = 3.0
+) -> Jumps:
     """Where a series (S, I, F), e.g. each feature's D_i over snapshots, steps between plateaus.
 
     At every snapshot t, compare the mean over the `window` snapshots before t with the mean

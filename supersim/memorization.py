@@ -16,12 +16,13 @@ Shapes: T = examples, I = instances, F = features, H = hidden.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .metrics import feature_dimensionality
 
 
-def hidden_vectors(W, x) -> torch.Tensor:
+def hidden_vectors(W: torch.Tensor | np.ndarray, x: torch.Tensor | np.ndarray) -> torch.Tensor:
     """h_j = W x_j for every example, as columns: W (I, H, F), x (T, I, F) -> (I, H, T)."""
     W, x = torch.as_tensor(W).detach(), torch.as_tensor(x).detach()
     if W.dim() != 3 or x.dim() != 3 or x.shape[1:] != (W.shape[0], W.shape[2]):
@@ -32,7 +33,7 @@ def hidden_vectors(W, x) -> torch.Tensor:
     return torch.einsum("ihf,tif->iht", W, x.to(W.dtype))
 
 
-def example_dimensionality(W, x) -> torch.Tensor:
+def example_dimensionality(W: torch.Tensor | np.ndarray, x: torch.Tensor | np.ndarray) -> torch.Tensor:
     """D_j of every training example, (I, T): feature dimensionality over the h_j = W x_j.
 
     0 for an example the model maps to zero (e.g. an empty one).
@@ -40,7 +41,7 @@ def example_dimensionality(W, x) -> torch.Tensor:
     return feature_dimensionality(hidden_vectors(W, x))
 
 
-def typical_dimensionality(D) -> torch.Tensor:
+def typical_dimensionality(D: torch.Tensor | np.ndarray) -> torch.Tensor:
     """sum D^2 / sum D over the last axis: the D of a typical item, weighted by its share.
 
     Items are examples or features. A clean polygon of k items in two dimensions gives 2/k

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
 import torch
 
 _EPS = 1e-12
@@ -52,13 +53,13 @@ def _squeeze(t: torch.Tensor, sq: bool) -> torch.Tensor:
     return t.squeeze(0) if sq else t
 
 
-def neuron_norms(W1) -> torch.Tensor:
+def neuron_norms(W1: torch.Tensor | np.ndarray) -> torch.Tensor:
     """||W1_k||, the length of each neuron's input weights: (instances, neurons)."""
     W1, sq = _as_w1(W1)
     return _squeeze(W1.norm(dim=-1).float(), sq)
 
 
-def neuron_shares(W1) -> torch.Tensor:
+def neuron_shares(W1: torch.Tensor | np.ndarray) -> torch.Tensor:
     """Share of neuron k's squared input weight that feature i carries: W1[k,i]^2 / ||W1_k||^2.
 
     (instances, neurons, features); each neuron's shares sum to 1 (0 for an all-zero neuron).
@@ -70,7 +71,7 @@ def neuron_shares(W1) -> torch.Tensor:
     return _squeeze(shares.float(), sq)
 
 
-def neuron_polysemanticity(W1) -> torch.Tensor:
+def neuron_polysemanticity(W1: torch.Tensor | np.ndarray) -> torch.Tensor:
     """The effective number of features in each neuron's input weights: 1 / sum_i s_ki^2.
 
     s_ki is feature i's share of neuron k's squared input weight (`neuron_shares`). It is 1 for
@@ -84,7 +85,7 @@ def neuron_polysemanticity(W1) -> torch.Tensor:
     return _squeeze(n_eff.float(), sq)
 
 
-def sizeable_features(W1, threshold: float = 0.1) -> torch.Tensor:
+def sizeable_features(W1: torch.Tensor | np.ndarray, threshold: float = 0.1) -> torch.Tensor:
     """How many features carry at least `threshold` of each neuron's squared input weight.
 
     A neuron's primary feature plus its sizeable secondary ones; an int tensor
@@ -95,7 +96,7 @@ def sizeable_features(W1, threshold: float = 0.1) -> torch.Tensor:
     return _squeeze((neuron_shares(W1) >= threshold).sum(-1), sq)
 
 
-def primary_feature(W1) -> tuple[torch.Tensor, torch.Tensor]:
+def primary_feature(W1: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Each neuron's primary feature (largest absolute weight) and that weight's sign (+1 or -1).
 
     Two (instances, neurons) tensors: the feature index (int) and the sign (float).
@@ -106,7 +107,9 @@ def primary_feature(W1) -> tuple[torch.Tensor, torch.Tensor]:
     return _squeeze(index, sq), _squeeze(sign, sq)
 
 
-def sort_neurons(W1, importance=None) -> torch.Tensor:
+def sort_neurons(
+    W1: torch.Tensor | np.ndarray, importance: torch.Tensor | np.ndarray | None = None
+) -> torch.Tensor:
     """Neuron order, most important primary feature first: (instances, neurons) indices.
 
     Ties (neurons sharing a primary feature) go by the primary feature's share, largest first.
@@ -145,7 +148,9 @@ def _as_w2(W2, W1: torch.Tensor) -> torch.Tensor:
     return W2
 
 
-def sign_pair_neurons(W1, W2, threshold: float = 0.9) -> torch.Tensor:
+def sign_pair_neurons(
+    W1: torch.Tensor | np.ndarray, W2: torch.Tensor | np.ndarray, threshold: float = 0.9
+) -> torch.Tensor:
     """For each feature, the numbers of positive-side and negative-side neurons computing abs(x_i).
 
     A positive-side neuron of feature i gives at least `threshold` of its squared input weight
@@ -164,8 +169,8 @@ def sign_pair_neurons(W1, W2, threshold: float = 0.9) -> torch.Tensor:
 
 
 def asymmetric_motifs(
-    W1,
-    W2,
+    W1: torch.Tensor | np.ndarray,
+    W2: torch.Tensor | np.ndarray,
     *,
     ratio: float = 3.0,
     min_share: float = 0.02,

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -60,7 +61,7 @@ def model_dir() -> Path:
     return Path(package.get_model_path())
 
 
-def file_sha256(path) -> str:
+def file_sha256(path: str | os.PathLike) -> str:
     """The sha256 of a file, read in blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -190,13 +191,13 @@ class Activations:
 
 def capture(
     encoder: Encoder,
-    texts,
+    texts: Sequence[str],
     *,
     layer: int,
-    site="mlp",
+    site: str | Sequence[str] = "mlp",
     batch_size: int = 64,
     special_tokens: bool = False,
-):
+) -> Activations | dict[str, Activations]:
     """Run `texts` through the model in batches and keep every real token's activations at a site.
 
     A forward hook on the site's module records its output; padding tokens are dropped (and
@@ -251,7 +252,7 @@ def capture(
 
 def embed(
     encoder: Encoder,
-    texts,
+    texts: Sequence[str],
     *,
     batch_size: int = 64,
     layer: int | None = None,
@@ -293,7 +294,9 @@ def embed(
     return torch.cat(out)
 
 
-def best_f1(scores, labels, *, chunk: int = 256) -> torch.Tensor:
+def best_f1(
+    scores: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray, *, chunk: int = 256
+) -> torch.Tensor:
     """(concepts, units): how well each unit alone detects each concept, as its best F1.
 
     `scores` is (tokens, units), `labels` (tokens, concepts) bool. For each unit and concept,
@@ -331,7 +334,7 @@ def best_f1(scores, labels, *, chunk: int = 256) -> torch.Tensor:
     return out
 
 
-def highlight(texts, acts: Activations, token: int, *, mark: str = "[]") -> str:
+def highlight(texts: Sequence[str], acts: Activations, token: int, *, mark: str = "[]") -> str:
     """Token `token` of `acts` in its text, marked: 'the [red] fox'."""
     t = int(acts.text_index[token])
     start, end = (int(v) for v in acts.offsets[token])
