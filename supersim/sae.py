@@ -202,12 +202,7 @@ class SparseAutoencoder(nn.Module):
     """
 
     def __init__(
-        self,
-        d_in: int,
-        d_sae: int,
-        *,
-        n_instances: int = 1,
-        kind: str = "l1",
+        self, d_in: int, d_sae: int, *, n_instances: int = 1, kind: str = "l1",
         l1_coeff: float | Sequence[float] | torch.Tensor = 0.3,
         k: int | Sequence[int] | torch.Tensor | None = None,
         seed: int = 0,
@@ -259,6 +254,7 @@ class SparseAutoencoder(nn.Module):
 
     # The training loop works in (I, B, .) layout, where each instance is one matmul of a bmm.
     def _encode(self, h: torch.Tensor) -> torch.Tensor:
+        """Latents in the (I, B, .) layout: (I, B, D) -> (I, B, S)."""
         pre = torch.baddbmm(self.b_enc.unsqueeze(1), h - self.b_dec.unsqueeze(1), self.W_enc)
         if self.kind == "l1":
             return torch.relu(pre)  # (I, B, S)
@@ -269,7 +265,7 @@ class SparseAutoencoder(nn.Module):
         return torch.zeros_like(pre).scatter(-1, index, torch.relu(values) * keep)
 
     def _decode(self, a: torch.Tensor) -> torch.Tensor:
-        # (I, B, S) @ (I, S, D) -> (I, B, D)
+        """Reconstruction in the (I, B, .) layout: (I, B, S) @ (I, S, D) -> (I, B, D)."""
         return torch.baddbmm(self.b_dec.unsqueeze(1), a, self.W_dec)
 
     def encode(self, h: torch.Tensor | np.ndarray) -> torch.Tensor:
