@@ -375,7 +375,7 @@ def train_with_sampler(
     model: ToyModel,
     sampler: Callable[[int, torch.Generator], torch.Tensor],
     *,
-    importance=1.0,
+    importance: float | torch.Tensor = 1.0,
     steps: int = 5_000,
     batch_size: int = 1024,
     lr: float = 1e-3,

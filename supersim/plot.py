@@ -333,7 +333,9 @@ def sweep_panels(
     return fig
 
 
-def superposition_colorbar(fig: Figure | SubFigure, ax: Axes, label: str = "superposition") -> Figure:
+def superposition_colorbar(
+    fig: Figure | SubFigure, ax: Axes, label: str = "superposition"
+) -> Figure | SubFigure:
     """Add the colour key for `norm_bars` to a figure."""
     sm = plt.cm.ScalarMappable(norm=Normalize(0, 1), cmap=_SUPERPOSITION_CMAP)
     fig.colorbar(sm, ax=ax, label=label, shrink=0.6)
