@@ -1,7 +1,32 @@
 """supersim: superposition in neural networks, by simulation.
 
-The helper package of the supersim book. Each module follows one concern of the book:
-data (sparse features), models (toy models), train (one batched loop), metrics, plot, widgets.
+The helper package of the supersim book. Each module holds one concern, named after it; the
+chapter that teaches it is in the module's docstring.
+
+- `data`: sparse synthetic features (the feature probability 1 - S, importances, sweeps,
+  correlated features, finite datasets).
+- `basis`: features as directions, reading them back, and privileged bases (chapters 1, 2).
+- `geometry`: how many almost-orthogonal directions fit in R^n: cosines, bounds, packings
+  (chapter 3).
+- `models`: the toy models `ToyModel` and `AbsModel`, batched over instances.
+- `train`: the training loop (AdamW over all instances at once), `evaluate`,
+  `best_of_restarts`.
+- `metrics`: what trained weights say: feature norms, superposition, dimensionality, and
+  `REPRESENTED_NORM`, the norm above which a feature counts as represented.
+- `phase`: phase diagrams: closed-form losses and boundaries, and trained grids (chapter 4b).
+- `neurons`: reading a model neuron by neuron, polysemanticity (chapters 4c, 5).
+- `sae`: sparse coding, dictionary learning and sparse autoencoders (chapters 6, 9).
+- `dynamics`: following weights through training (chapter 7).
+- `adversarial`: adversarial vulnerability of the toy model (chapter 7).
+- `memorization`: memorization and dimensionality over training examples (chapter 8).
+- `corpus`: labelled template sentences for the real network (chapter 9).
+- `real`: a pretrained transformer's activations, offline (chapter 9, the `real` extra).
+- `plot`: the book's figures; `widgets`: slider explorers and the in-browser live panel
+  (its JavaScript in `supersim/live/`). Both load on first use, so that `import supersim`
+  does not import matplotlib.pyplot.
+- `notebook`: glue numbers into a chapter's prose and show source code.
+- `_util`: the private helpers every module shares (argument checks, seeds, devices,
+  threads, progress bars).
 """
 
 from .data import (
@@ -84,7 +109,22 @@ from . import (  # noqa: E402, F401  (submodules, for tab completion)
     neurons,
     notebook,
     phase,
-    plot,
     real,
-    widgets,
 )
+
+# `plot` and `widgets` import matplotlib.pyplot, which picks a backend when it loads; a user's
+# `matplotlib.use(...)` after `import supersim` must still count, so they load on first use
+# (PEP 562): `supersim.plot` and `from supersim import plot` work as before.
+_ON_FIRST_USE = ("plot", "widgets")
+
+
+def __getattr__(name: str):
+    if name in _ON_FIRST_USE:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)  # also sets supersim.<name>
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_ON_FIRST_USE})

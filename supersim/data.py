@@ -105,14 +105,15 @@ def _sample(batch_size: int, p: torch.Tensor, signed: bool, generator) -> torch.
     return torch.where(u < p, value, torch.zeros((), device=p.device))
 
 
-def sparsity_sweep(n: int, lowest_density: float = 0.05) -> torch.Tensor:
-    """The paper's sweep of densities 1 - S: geometric from 1 down to `lowest_density` in n steps."""
+def sparsity_sweep(n: int, lowest_probability: float = 0.05) -> torch.Tensor:
+    """The paper's sweep of feature probabilities 1 - S, (n,): geometric from 1 down to
+    `lowest_probability` in n steps."""
     n = _check_size(n, "n")
-    lowest_density = _util.real(lowest_density, "lowest_density", low=0, high=1, low_open=True)
+    lowest = _util.real(lowest_probability, "lowest_probability", low=0, high=1, low_open=True)
     if n == 1:
         return torch.ones(1)
     k = torch.arange(n, dtype=torch.float64)
-    return (lowest_density ** (k / (n - 1))).float()
+    return (lowest ** (k / (n - 1))).float()
 
 
 def importance_decay(n_features: int, ratio: float) -> torch.Tensor:

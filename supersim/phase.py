@@ -2,14 +2,17 @@
 
 A model with one hidden dimension too few (n = 2 features in m = 1 dimension, or n = 3 in
 m = 2) must decide what to do with an *extra* feature of importance r (the others have 1) when
-every feature has density d = 1 - S: ignore it, give it a dimension of its own (at the
-expense of the other features), or store it in superposition. This module
+every feature is active with probability d = 1 - S (the chapters call it the density): ignore
+it, give it a dimension of its own (at the expense of the other features), or store it in
+superposition. As everywhere in the package, that probability is called `feature_probability`
+(`feature_probabilities` for the values along a sweep). This module
 
 - gives the closed-form losses of three hand-built solutions and the phase boundaries they
   imply: for n = 2, m = 1 those of Wattenberg's notebook that accompanies the paper, and the
   same reasoning carried over to n = 3, m = 2;
-- lays an (importance, density, restart) grid out as instances of one batched model, trains
-  it, keeps the best restart per cell and classifies what the extra feature got;
+- lays an (importance, feature probability, restart) grid out as instances of one batched
+  model, trains it (`train_phase_diagram`), keeps the best restart per cell and classifies
+  what the extra feature got;
 - trains a model on inputs from any sampler (e.g. `data.sample_correlated_features`) through
   `train.train`.
 
@@ -17,38 +20,41 @@ Taught in chapter 4b ("The geometry of superposition and phase changes"); chapte
 ("Non-uniform superposition and the privileged basis") uses the loss helpers and the sampler
 loop.
 
-Shapes: B = batch, I = instances, F = features, H = hidden.
+Shapes: B = batch, I = instances, F = features, H = hidden; R importances and P feature
+probabilities along the axes of a phase diagram.
 """
 
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from . import _util
 from .data import _check_size, per_instance_feature
-from .metrics import superposition
+from .metrics import REPRESENTED_NORM, superposition
 from .models import ToyModel
 from .train import train
 
 PHASES = ("ignored", "superposed", "dedicated")  # what the extra feature gets; index = class
-TRIPLE_POINT = (4 / 7, 1.0)  # (density, importance) where the three phases meet (both models)
+# (feature probability, importance) where the three phases meet (both models)
+TRIPLE_POINT = (4 / 7, 1.0)
 
 
-def _density(density) -> torch.Tensor:
-    d = torch.as_tensor(density, dtype=torch.float64)
-    if bool(torch.any(~((d > 0) & (d <= 1)))):
-        raise ValueError(f"density must lie in (0, 1], got {d.flatten()[:5].tolist()}")
-    return d
+def _probability(p, name: str = "feature_probability") -> torch.Tensor:
+    p = torch.as_tensor(p, dtype=torch.float64)
+    if bool(torch.any(~((p > 0) & (p <= 1)))):
+        raise ValueError(f"{name} must lie in (0, 1], got {p.flatten()[:5].tolist()}")
+    return p
 
 
-def _importance(importance) -> torch.Tensor:
+def _importance(importance, name: str = "importance") -> torch.Tensor:
     r = torch.as_tensor(importance, dtype=torch.float64)
     if bool(torch.any(~((r > 0) & torch.isfinite(r)))):
-        raise ValueError(f"importance must be a finite number > 0, got {r.flatten()[:5].tolist()}")
+        raise ValueError(f"{name} must be finite and > 0, got {r.flatten()[:5].tolist()}")
     return r
 
 
@@ -58,11 +64,16 @@ def _n_features(n_features) -> int:
     return int(n_features)
 
 
-def closed_form_losses(density, importance, n_features: int = 2) -> torch.Tensor:
+def closed_form_losses(
+    feature_probability: float | torch.Tensor | np.ndarray,
+    importance: float | torch.Tensor | np.ndarray,
+    n_features: int = 2,
+) -> torch.Tensor:
     """Expected loss E sum_i I_i (x_i - x'_i)^2 of hand-built solutions, (..., 3) in `PHASES` order.
 
-    The extra (last) feature has `importance` r, the others 1; every feature has `density` d
-    and is U[0, 1] when active. A dropped feature costs its variance v = d/3 - d^2/4 (a bias
+    The extra (last) feature has `importance` r, the others 1; every feature is active with
+    probability d = `feature_probability` (1 - S), the two broadcast against each other, and
+    is U[0, 1] when active. A dropped feature costs its variance v = d/3 - d^2/4 (a bias
     outputs its mean d/2), and two features sharing a line as an antipodal pair lose
     E[min(x_i, x_j)^2] = 1/6 (times their importances) when both are active, so:
 
@@ -74,37 +85,45 @@ def closed_form_losses(density, importance, n_features: int = 2) -> torch.Tensor
       other, or feature 1 dropped when that is cheaper) min(d^2 / 3, v).
     """
     n_features = _n_features(n_features)
-    d, r = torch.broadcast_tensors(_density(density), _importance(importance))
+    d, r = torch.broadcast_tensors(_probability(feature_probability), _importance(importance))
     v = d / 3 - d**2 / 4
     dedicated = v if n_features == 2 else torch.minimum(d**2 / 3, v)
     return torch.stack([r * v, (1 + r) * d**2 / 6, dedicated], dim=-1)
 
 
-def closed_form_phase(density, importance, n_features: int = 2) -> torch.Tensor:
-    """Index into `PHASES` of the cheapest hand-built solution (int tensor)."""
-    return closed_form_losses(density, importance, n_features).argmin(dim=-1)
+def closed_form_phase(
+    feature_probability: float | torch.Tensor | np.ndarray,
+    importance: float | torch.Tensor | np.ndarray,
+    n_features: int = 2,
+) -> torch.Tensor:
+    """Index into `PHASES` of the cheapest hand-built solution (int tensor, broadcast shape)."""
+    return closed_form_losses(feature_probability, importance, n_features).argmin(dim=-1)
 
 
-def superposition_window(density, n_features: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+def superposition_window(
+    feature_probability: float | torch.Tensor | np.ndarray, n_features: int = 2
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(low, high): superposition is the cheapest hand-built solution iff low < r < high.
 
     low = 2d / (4 - 5d) for both models (infinite for d >= 4/5, where superposition never
     wins); high = 2/d - 5/2 for n = 2, m = 1 and 1 for n = 3, m = 2 (below d = 4/7). Both
-    windows close at the triple point d = 4/7, r = 1.
+    windows close at the triple point d = 4/7, r = 1 (d is `feature_probability`).
     """
     n_features = _n_features(n_features)
-    d = _density(density)
+    d = _probability(feature_probability)
     low = torch.where(d < 0.8, 2 * d / (4 - 5 * d).clamp_min(1e-12), torch.full_like(d, float("inf")))
     high = 2 / d - 2.5 if n_features == 2 else torch.where(d <= 4 / 7, 1.0, 2 / d - 2.5)
     return low, high
 
 
-def hand_built(phase: str, density: float, n_features: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-    """The hand-built solution `phase` at `density` as (W (m, n), b (n,)), m = n - 1."""
+def hand_built(
+    phase: str, feature_probability: float, n_features: int = 2
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The hand-built solution `phase` at `feature_probability` as (W (m, n), b (n,)), m = n - 1."""
     n_features = _n_features(n_features)
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
-    d = float(_density(density))
+    d = float(_probability(feature_probability))
     # a dropped feature is best replaced by its mean, d/2, which a bias can output
     if n_features == 2:
         W = {"ignored": [[1.0, 0.0]], "superposed": [[1.0, -1.0]], "dedicated": [[0.0, 1.0]]}[phase]
@@ -125,23 +144,26 @@ def hand_built(phase: str, density: float, n_features: int = 2) -> tuple[torch.T
 
 
 def grid_instances(
-    importances, densities, n_features: int, n_restarts: int = 1
+    importances: Sequence[float] | torch.Tensor | np.ndarray,
+    feature_probabilities: Sequence[float] | torch.Tensor | np.ndarray,
+    n_features: int,
+    n_restarts: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(feature_probability, importance), both (instances, features), for a phase-diagram grid.
 
-    Instances are laid out (importance, density, restart), restarts innermost; the last
-    feature is the extra one with importance r, the others have importance 1; every feature of
-    an instance has that cell's density.
+    Instances are laid out (importance, feature probability, restart), restarts innermost; the
+    last feature is the extra one with importance r, the others have importance 1; every
+    feature of an instance has that cell's feature probability.
     """
     n_features = _check_size(n_features, "n_features")
     if n_features < 2:
         raise ValueError(f"n_features must be at least 2 (one extra feature), got {n_features}")
     n_restarts = _check_size(n_restarts, "n_restarts")
-    r = _importance(importances).float().reshape(-1)
-    d = _density(densities).float().reshape(-1)
+    r = _importance(importances, "importances").float().reshape(-1)
+    d = _probability(feature_probabilities, "feature_probabilities").float().reshape(-1)
     if r.numel() == 0 or d.numel() == 0:
-        raise ValueError("importances and densities must each hold at least one value")
-    R, D = torch.meshgrid(r, d, indexing="ij")  # (importance, density)
+        raise ValueError("importances and feature_probabilities must each hold at least one value")
+    R, D = torch.meshgrid(r, d, indexing="ij")  # (importance, feature probability)
     R = R.reshape(-1).repeat_interleave(n_restarts)  # (instances,)
     D = D.reshape(-1).repeat_interleave(n_restarts)
     probability = D[:, None].expand(-1, n_features).contiguous()  # (I, F)
@@ -150,10 +172,14 @@ def grid_instances(
     return probability, importance
 
 
-def classify(W, *, norm_threshold: float = 0.5, overlap_threshold: float = 0.25) -> torch.Tensor:
+def classify(
+    W: torch.Tensor | np.ndarray, *, norm_threshold: float = REPRESENTED_NORM,
+    overlap_threshold: float = 0.25,
+) -> torch.Tensor:
     """Index into `PHASES` of what the last (extra) feature got, per instance of W (I, H, F).
 
-    Ignored: ||W_extra|| < `norm_threshold`. Otherwise superposed when the other features'
+    Ignored: ||W_extra|| < `norm_threshold` (by default `metrics.REPRESENTED_NORM`, the norm
+    above which every module counts a feature as represented). Otherwise superposed when the other features'
     squared projections onto its direction sum to more than `overlap_threshold`
     (`metrics.superposition`), dedicated when they do not.
     """
@@ -230,28 +256,40 @@ def paired_loss(
     return err.mean(dim=(1, 2)).cpu()
 
 
-@dataclass
+@dataclass(repr=False)
 class PhaseDiagram:
-    """A trained phase-diagram grid: one best-of-restarts model per (importance, density) cell.
+    """A trained phase-diagram grid: one best-of-restarts model per (importance, feature
+    probability) cell.
 
     `W` and `b` are the kept restart's weights and output bias: enough to rebuild each kept
     model and score it again, e.g. with more samples (chapter 4b does).
     """
 
     importances: torch.Tensor  # (R,)
-    densities: torch.Tensor  # (D,)
-    phase: torch.Tensor  # (R, D) index into PHASES
-    loss: torch.Tensor  # (R, D) stratified loss of the kept restart (mean over features)
-    W: torch.Tensor  # (R, D, H, F) weights of the kept restart
-    b: torch.Tensor  # (R, D, F) output bias of the kept restart, to rebuild or re-score it
-    all_phases: torch.Tensor  # (R, D, restarts) the class every restart reached
+    feature_probabilities: torch.Tensor  # (P,)
+    phase: torch.Tensor  # (R, P) index into PHASES
+    loss: torch.Tensor  # (R, P) stratified loss of the kept restart (mean over features)
+    W: torch.Tensor  # (R, P, H, F) weights of the kept restart
+    b: torch.Tensor  # (R, P, F) output bias of the kept restart, to rebuild or re-score it
+    all_phases: torch.Tensor  # (R, P, restarts) the class every restart reached
+
+    def __repr__(self) -> str:
+        # the grid in a line or two: its axes, the model's shape and how many cells each phase
+        # won, instead of printing every tensor
+        R, P, H, F = self.W.shape
+        counts = torch.bincount(self.phase.flatten(), minlength=len(PHASES)).tolist()
+        phases = ", ".join(f"{n} {name}" for name, n in zip(PHASES, counts, strict=True))
+        return (
+            f"PhaseDiagram({R} importances x {P} feature_probabilities, n={F}, m={H}, "
+            f"{self.all_phases.shape[-1]} restarts per cell; cells: {phases})"
+        )
 
 
-def phase_diagram(
+def train_phase_diagram(
     n_features: int,
     d_hidden: int,
-    importances,
-    densities,
+    importances: Sequence[float] | torch.Tensor | np.ndarray,
+    feature_probabilities: Sequence[float] | torch.Tensor | np.ndarray,
     *,
     n_restarts: int = 3,
     steps: int = 2_000,
@@ -260,20 +298,22 @@ def phase_diagram(
     seed: int = 0,
     progress: bool | None = None,
 ) -> PhaseDiagram:
-    """Train every (importance, density, restart) of the grid as one model; keep the best restart.
+    """Train every (importance, feature probability, restart) of the grid as one model; keep the
+    best restart of each cell (draw the result with `plot.phase_diagram`).
 
-    Restarts are compared by `stratified_loss`, which ranks them reliably even at densities
-    where two active features almost never meet in a training batch.
+    Restarts are compared by `stratified_loss`, which ranks them reliably even at feature
+    probabilities where two active features almost never meet in a training batch.
     """
-    p, imp = grid_instances(importances, densities, n_features, n_restarts)
-    r, d = _importance(importances).float().reshape(-1), _density(densities).float().reshape(-1)
+    p, imp = grid_instances(importances, feature_probabilities, n_features, n_restarts)
+    r = _importance(importances, "importances").float().reshape(-1)
+    d = _probability(feature_probabilities, "feature_probabilities").float().reshape(-1)
     model = ToyModel(n_features, d_hidden, n_instances=len(p), seed=seed)
     train(
         model, feature_probability=p, importance=imp, steps=steps, lr=lr,
         batch_size=batch_size, schedule="cosine", seed=seed, progress=progress,
     )
     loss = stratified_loss(model, p, imp, seed=seed).view(len(r), len(d), n_restarts)
-    best = loss.argmin(-1)  # (R, D)
+    best = loss.argmin(-1)  # (R, P)
     W = model.W.detach().cpu().view(len(r), len(d), n_restarts, d_hidden, n_features)
     all_phases = classify(W.flatten(0, 2)).view(len(r), len(d), n_restarts)
     pick = best[..., None]
@@ -281,39 +321,50 @@ def phase_diagram(
     b = model.b.detach().cpu().view(len(r), len(d), n_restarts, n_features)
     b_best = b.gather(2, pick[..., None].expand(-1, -1, 1, n_features)).squeeze(2)
     return PhaseDiagram(
-        importances=r, densities=d, phase=all_phases.gather(2, pick).squeeze(2),
+        importances=r, feature_probabilities=d, phase=all_phases.gather(2, pick).squeeze(2),
         loss=loss.gather(2, pick).squeeze(2), W=W_best, b=b_best, all_phases=all_phases,
     )
 
 
-def away_from_boundary(importances, densities, margin: int = 1, n_features: int = 2) -> torch.Tensor:
-    """(R, D) mask of grid cells whose closed-form phase every neighbour within `margin` shares."""
+def away_from_boundary(
+    importances: Sequence[float] | torch.Tensor | np.ndarray,
+    feature_probabilities: Sequence[float] | torch.Tensor | np.ndarray,
+    margin: int = 1,
+    n_features: int = 2,
+) -> torch.Tensor:
+    """(R, P) mask of grid cells whose closed-form phase every neighbour within `margin` shares."""
     margin = _check_size(margin, "margin")
-    r = _importance(importances).reshape(-1)
-    d = _density(densities).reshape(-1)
-    phase = closed_form_phase(d[None, :], r[:, None], n_features)  # (R, D)
+    r = _importance(importances, "importances").reshape(-1)
+    d = _probability(feature_probabilities, "feature_probabilities").reshape(-1)
+    phase = closed_form_phase(d[None, :], r[:, None], n_features)  # (R, P)
     keep = torch.ones_like(phase, dtype=torch.bool)
-    nR, nD = phase.shape
+    nR, nP = phase.shape
     for a in range(-margin, margin + 1):
         for b in range(-margin, margin + 1):
             # compare each cell with its neighbour (i + a, j + b) where that neighbour exists
             i0, i1 = max(0, -a), nR - max(0, a)
-            j0, j1 = max(0, -b), nD - max(0, b)
+            j0, j1 = max(0, -b), nP - max(0, b)
             same = phase[i0 + a : i1 + a, j0 + b : j1 + b] == phase[i0:i1, j0:j1]
             keep[i0:i1, j0:j1] &= same
     return keep
 
 
 def agreement(
-    phase, importances, densities, margin: int = 1, n_features: int = 2
+    phase: torch.Tensor | np.ndarray,
+    importances: Sequence[float] | torch.Tensor | np.ndarray,
+    feature_probabilities: Sequence[float] | torch.Tensor | np.ndarray,
+    margin: int = 1,
+    n_features: int = 2,
 ) -> tuple[float, torch.Tensor]:
-    """Share of the cells away from the closed-form boundaries whose phase matches it, and the mask."""
-    r = _importance(importances).reshape(-1)
-    d = _density(densities).reshape(-1)
+    """Share of the cells away from the closed-form boundaries whose phase matches it, and the
+    (R, P) mask of those cells."""
+    r = _importance(importances, "importances").reshape(-1)
+    d = _probability(feature_probabilities, "feature_probabilities").reshape(-1)
     phase = torch.as_tensor(phase)
     if tuple(phase.shape) != (len(r), len(d)):
         raise ValueError(
-            f"phase must be (importances, densities) = ({len(r)}, {len(d)}), got {tuple(phase.shape)}"
+            f"phase must be (importances, feature_probabilities) = ({len(r)}, {len(d)}), "
+            f"got {tuple(phase.shape)}"
         )
     mask = away_from_boundary(r, d, margin, n_features)
     closed = closed_form_phase(d[None, :], r[:, None], n_features)
@@ -324,7 +375,7 @@ def train_with_sampler(
     model: ToyModel,
     sampler: Callable[[int, torch.Generator], torch.Tensor],
     *,
-    importance=1.0,
+    importance: float | torch.Tensor = 1.0,
     steps: int = 5_000,
     batch_size: int = 1024,
     lr: float = 1e-3,

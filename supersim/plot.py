@@ -1,34 +1,90 @@
-"""The book's figure families, after the figures of Elhage et al. (2022).
+"""The book's figure families, after the figures of Elhage et al. (2022), in chapter order.
 
 Every function draws into axes it is given (or a new figure) and returns the figure; none
 changes matplotlib's global state. Colours: features coloured by importance (viridis, bright =
-important); superposition from black (a direction of its own) to yellow (shared).
+important); signed values red for positive, blue for negative (RdBu_r); superposition from
+black (a direction of its own) to yellow (shared).
 
-Chapter 4 ("Toy models of superposition") introduces each of them.
+`import supersim` does not load this module (it pulls in matplotlib.pyplot): the first use of
+`supersim.plot` does.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from matplotlib.colors import Normalize
+from matplotlib.colors import ListedColormap, Normalize
+from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from .metrics import superposition
+from .metrics import REPRESENTED_NORM, superposition
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
+
+_SIGN_CMAP = "RdBu_r"  # positive red, negative blue
 _SUPERPOSITION_CMAP = "plasma"
+
+
+# ---- Shared by every figure ---------------------------------------------------------------------
 
 
 def _np(W) -> np.ndarray:
     return torch.as_tensor(W).detach().cpu().numpy()
 
 
-def _axes(ax, figsize):
+def _axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    """The axes to draw into: `ax` itself, or the only axes of a new figure of `figsize`."""
     if ax is None:
         fig, ax = plt.subplots(figsize=figsize)
         return fig, ax
     return ax.figure, ax
+
+
+def _finish(
+    ax: Axes, title: str = "", *, xlabel: str = "", ylabel: str = "", ticks: bool = True,
+    title_pad: float | None = None, **settings,
+) -> Figure:
+    """What every figure ends with, so that all of them share one look.
+
+    `settings` go to `ax.set` (limits, aspect, ...); axis labels are 8 pt, tick labels 7 pt
+    (`ticks=False` removes the ticks), the title 9 pt.
+    """
+    if settings:
+        ax.set(**settings)
+    if ticks:
+        ax.tick_params(labelsize=7)
+    else:
+        ax.set(xticks=[], yticks=[])
+    if xlabel:
+        ax.set_xlabel(xlabel, fontsize=8)
+    if ylabel:
+        ax.set_ylabel(ylabel, fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9, pad=title_pad)
+    return ax.figure
+
+
+def _grid(
+    n: int, ncols: int | None, fig: Figure | SubFigure | None, panel: tuple[float, float],
+    top: float, **subplots,
+) -> tuple[Figure | SubFigure, np.ndarray]:
+    """`n` panels of size `panel` in rows of `ncols` (plus `top` inches for titles), the spare
+    axes of the last row hidden; a new figure unless `fig` is given."""
+    ncols = ncols or n
+    nrows = -(-n // ncols)
+    if fig is None:
+        fig = plt.figure(figsize=(panel[0] * ncols, panel[1] * nrows + top))
+    axes = fig.subplots(nrows, ncols, squeeze=False, **subplots)
+    for ax in axes.flat[n:]:
+        ax.set_axis_off()
+    return fig, axes
 
 
 def _importance_colors(n_features: int, importance=None) -> np.ndarray:
@@ -38,55 +94,217 @@ def _importance_colors(n_features: int, importance=None) -> np.ndarray:
     return plt.get_cmap("viridis")(0.15 + 0.8 * level)
 
 
-def feature_directions(W, ax=None, *, importance=None, title: str = "", lim: float = 1.5):
-    """The columns of a (2, features) W as arrows in the hidden plane, coloured by importance."""
+def _unit_rows(V) -> np.ndarray:
+    V = _np(V).astype(float)
+    return V / np.maximum(np.linalg.norm(V, axis=-1, keepdims=True), 1e-12)
+
+
+# ---- Chapter 1 ("Features"): read-back errors -------------------------------------------------
+
+
+def readback_histogram(
+    errors: torch.Tensor | np.ndarray, ax: Axes | None = None, *,
+    predicted_std: float | None = None, span: float | None = None, bins: int = 61,
+    color: str = "C0", label: str | None = None, fill: bool = True, title: str = "",
+) -> Figure:
+    """Histogram (density, log scale) of read-back errors, with the predicted Gaussian if given.
+
+    Errors beyond +-`span` are piled into the outermost bins, so no mass silently disappears.
+    `fill=False` draws an outline, to overlay a second histogram on a filled one.
+    """
+    e = _np(errors).ravel()
+    fig, ax = _axes(ax, (3.2, 2.4))
+    scale = predicted_std if predicted_std else (e.std() if e.size else 1.0)
+    span = span or max(4 * scale, 1e-3)
+    edges = np.linspace(-span, span, bins)
+    counts, _ = np.histogram(np.clip(e, -span, span), bins=edges, density=True)
+    # one filled step artist instead of a patch per bar: much faster to draw in explorers
+    ax.stairs(counts, edges, fill=fill, color=color, alpha=0.6 if fill else 1.0, lw=1.2, label=label)
+    if predicted_std:
+        g = np.linspace(-span, span, 200)
+        pdf = np.exp(-0.5 * (g / predicted_std) ** 2) / (predicted_std * np.sqrt(2 * np.pi))
+        ax.plot(g, pdf, color="k", lw=1, label="predicted Gaussian")
+    ax.set_yscale("log")
+    # plain tick labels: the default log labels go through mathtext, slow for explorer frames
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    return _finish(ax, title, xlabel="read-back error")
+
+
+# ---- Chapter 2 ("Privileged bases"): neuron responses -----------------------------------------
+
+
+def neuron_responses(
+    R: torch.Tensor | np.ndarray, ax: Axes | None = None, *, title: str = "",
+    ymax: float | None = None,
+) -> Figure:
+    """Grouped bars of a (neurons, features) table: how strongly each neuron fires per feature."""
+    R = _np(R)
+    fig, ax = _axes(ax, (3, 2.4))
+    n_units, n_features = R.shape
+    width = 0.8 / n_features
+    colors = plt.get_cmap("tab10")(np.arange(n_features) % 10)
+    for i in range(n_features):
+        x = np.arange(n_units) + (i - (n_features - 1) / 2) * width
+        ax.bar(x, R[:, i], width=width, color=colors[i], label=f"feature {i + 1}")
+    ax.set_xticks(np.arange(n_units), [f"neuron {u + 1}" for u in range(n_units)], fontsize=8)
+    ax.axhline(0, color="0.5", lw=0.6)
+    if ymax is not None:
+        ax.set_ylim(min(0.0, float(R.min()) * 1.1), ymax)
+    ax.legend(fontsize=7, frameon=False)
+    return _finish(ax, title)
+
+
+def response_matrix(
+    R: torch.Tensor | np.ndarray, ax: Axes | None = None, *, title: str = "",
+    xlabel: str = "feature", ylabel: str = "unit",
+) -> Figure:
+    """Heatmap of abs(R) for a (units, features) table: one bright cell per row is monosemantic."""
+    R = np.abs(_np(R))
+    fig, ax = _axes(ax, (2.6, 2.6))
+    ax.imshow(R, cmap="Greys", vmin=0, vmax=max(float(R.max()), 1e-12))
+    return _finish(ax, title, xlabel=xlabel, ylabel=ylabel, ticks=False)
+
+
+# ---- Chapter 3 ("Johnson-Lindenstrauss packing"): cosines of many directions -----------------
+
+
+def cosine_histogram(
+    V: torch.Tensor | np.ndarray, ax: Axes | None = None, *, bins: int | None = None,
+    title: str = "", normal: bool = True,
+) -> Figure:
+    """Histogram of the cosines between distinct rows of a (k, n) V, with the N(0, 1/n) density
+    (when `normal`) and dashed lines at +- the largest absolute cosine; `bins` defaults to ~sqrt(pairs)."""
+    from .geometry import cosine_matrix
+
+    C = cosine_matrix(torch.as_tensor(V).detach().cpu().to(torch.float64)).numpy()
+    k, n = C.shape[0], torch.as_tensor(V).shape[-1]
+    pairs = C[np.triu_indices(k, 1)]
+    if bins is None:
+        bins = int(np.clip(np.sqrt(len(pairs)), 10, 80))
+    fig, ax = _axes(ax, (3.2, 2.4))
+    ax.hist(pairs, bins=np.linspace(-1, 1, bins + 1), density=True, color="#8ab6d6")
+    if normal:
+        x = np.linspace(-1, 1, 401)
+        ax.plot(x, np.sqrt(n / (2 * np.pi)) * np.exp(-n * x**2 / 2), color="#c0392b", lw=1.2,
+                label="N(0, 1/n)")
+    if len(pairs):
+        mu = np.abs(pairs).max()
+        for s in (-1, 1):
+            ax.axvline(s * mu, color="0.25", lw=0.9, ls="--")
+    return _finish(ax, title, xlabel="cosine between two vectors", xlim=(-1, 1), yticks=[])
+
+
+def line_packing_3d(
+    V: torch.Tensor | np.ndarray, ax: Axes | None = None, *, title: str = "",
+    color: str = "#1f4e79",
+) -> Figure:
+    """The lines +-v_i through the origin of a (k, 3) V, inside a wire-frame unit sphere.
+
+    `ax` must be a 3-D axes (`projection="3d"`); a new figure is made when it is None.
+    """
+    V = _np(V).astype(float)
+    if V.ndim != 2 or V.shape[1] != 3:
+        raise ValueError(f"V must be (k, 3), got {V.shape}")
+    if ax is None:
+        fig = plt.figure(figsize=(2.6, 2.6))
+        ax = fig.add_subplot(projection="3d")
+    V = V / np.linalg.norm(V, axis=1, keepdims=True)
+    u, w = np.meshgrid(np.linspace(0, 2 * np.pi, 25), np.linspace(0, np.pi, 13))
+    ax.plot_wireframe(np.cos(u) * np.sin(w), np.sin(u) * np.sin(w), np.cos(w), color="0.88", lw=0.3)
+    for v in V:
+        ax.plot(*np.stack([-v, v]).T, color=color, lw=1.6)
+        ax.scatter(*np.stack([-v, v]).T, color=color, s=10, depthshade=False)
+    ax.set(xlim=(-1, 1), ylim=(-1, 1), zlim=(-1, 1))
+    ax.set_box_aspect((1, 1, 1))
+    ax.set_axis_off()
+    return _finish(ax, title)
+
+
+# ---- Chapter 4 ("Toy models of superposition"): directions, W^T W, norms ---------------------
+
+
+def feature_directions(
+    W: torch.Tensor | np.ndarray, ax: Axes | None = None, *,
+    importance: torch.Tensor | np.ndarray | None = None, colors: str | Sequence | None = None,
+    arrows: bool = False, labels: Sequence[str] | None = None,
+    learned: torch.Tensor | np.ndarray | None = None, alive: torch.Tensor | np.ndarray | None = None,
+    title: str = "", lim: float = 1.5,
+) -> Figure:
+    """The columns of a (2, features) W as spokes from the origin of the hidden plane.
+
+    Colours come from `importance` (viridis, bright = important) or from `colors`, one colour
+    for all or one per feature (e.g. one hue per set of correlated features). A spoke ends in
+    a dot, or in an arrowhead with `arrows=True`; `labels` writes a name past each tip.
+    `learned` (latents, 2) adds a sparse autoencoder's decoder rows, scaled to length 1, as
+    red dashed spokes; latents whose `alive` entry is False are grey and dotted (chapter 6).
+    """
     W = _np(W)
     if W.ndim != 2 or W.shape[0] != 2:
         raise ValueError(f"W must be (2, features) for a 2-D picture, got {W.shape}")
+    n = W.shape[1]
+    if colors is None:
+        colors = _importance_colors(n, importance)
+    elif isinstance(colors, str):
+        colors = [colors] * n
+    elif len(colors) != n:
+        raise ValueError(f"colors must give one colour or one per feature ({n}), got {len(colors)}")
     fig, ax = _axes(ax, (2.4, 2.4))
-    colors = _importance_colors(W.shape[1], importance)
-    for i in range(W.shape[1]):
-        ax.plot([0, W[0, i]], [0, W[1, i]], color=colors[i], lw=1.5)
-        ax.scatter(W[0, i], W[1, i], color=colors[i], s=18, zorder=3)
-    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xticks=[], yticks=[])
-    ax.axhline(0, color="0.85", lw=0.6, zorder=0)
-    ax.axvline(0, color="0.85", lw=0.6, zorder=0)
-    if title:
-        ax.set_title(title, fontsize=9)
-    return fig
+    ax.axhline(0, color="0.88", lw=0.6, zorder=0)
+    ax.axvline(0, color="0.88", lw=0.6, zorder=0)
+    if learned is not None:
+        L = _unit_rows(learned)
+        if L.ndim != 2 or L.shape[1] != 2:
+            raise ValueError(f"learned must be (latents, 2), got {L.shape}")
+        alive = np.ones(len(L), bool) if alive is None else np.asarray(_np(alive), bool)
+        for j, (x, y) in enumerate(L):
+            color, style = ("#d62828", "--") if alive[j] else ("0.65", ":")
+            ax.plot([0, x], [0, y], color=color, ls=style, lw=1.2, zorder=2)
+            ax.scatter(x, y, color=color, s=14, marker="o" if alive[j] else "x", zorder=4)
+    for i in range(n):
+        if arrows:
+            ax.annotate("", (W[0, i], W[1, i]), (0, 0),
+                        arrowprops=dict(arrowstyle="->", color=colors[i], lw=1.8))
+        else:
+            ax.plot([0, W[0, i]], [0, W[1, i]], color=colors[i], lw=1.5)
+            ax.scatter(W[0, i], W[1, i], color=colors[i], s=18, zorder=3)
+        if labels is not None:
+            ax.text(1.18 * W[0, i], 1.18 * W[1, i], labels[i], color=colors[i], fontsize=8,
+                    ha="center", va="center")
+    return _finish(ax, title, ticks=False, xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal")
 
 
-def feature_directions_grid(W, *, titles=None, importance=None, ncols: int | None = None, fig=None):
+def feature_directions_grid(
+    W: torch.Tensor | np.ndarray, *, titles: Sequence[str] | None = None,
+    importance: torch.Tensor | np.ndarray | None = None, ncols: int | None = None,
+    fig: Figure | SubFigure | None = None,
+) -> Figure | SubFigure:
     """One `feature_directions` panel per instance of a (instances, 2, features) W."""
     W = _np(W)
-    n = W.shape[0]
-    ncols = ncols or n
-    nrows = -(-n // ncols)
-    if fig is None:
-        fig = plt.figure(figsize=(1.9 * ncols, 1.9 * nrows + 0.2))
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    for k, ax in enumerate(axes.flat):
-        if k < n:
-            feature_directions(W[k], ax, importance=importance, title=titles[k] if titles else "")
-        else:
-            ax.set_axis_off()
+    fig, axes = _grid(W.shape[0], ncols, fig, (1.9, 1.9), 0.2)
+    for k, ax in enumerate(axes.flat[: W.shape[0]]):
+        feature_directions(W[k], ax, importance=importance, title=titles[k] if titles else "")
     return fig
 
 
-def wtw(W, ax=None, *, title: str = "", colorbar: bool = False):
-    """Heatmap of W^T W for one (hidden, features) W: the diagonal is ||W_i||^2, the rest interference."""
+def wtw(
+    W: torch.Tensor | np.ndarray, ax: Axes | None = None, *, title: str = "",
+    colorbar: bool = False,
+) -> Figure:
+    """Heatmap of W^T W for one (hidden, features) W: the diagonal is ||W_i||^2, the rest
+    interference (red positive, blue negative)."""
     W = _np(W)
     fig, ax = _axes(ax, (3, 3))
-    im = ax.imshow(W.T @ W, cmap="RdBu", vmin=-1, vmax=1)
-    ax.set(xticks=[], yticks=[])
-    if title:
-        ax.set_title(title, fontsize=9)
+    im = ax.imshow(W.T @ W, cmap=_SIGN_CMAP, vmin=-1, vmax=1)
     if colorbar:
         fig.colorbar(im, ax=ax, shrink=0.8)
-    return fig
+    return _finish(ax, title, ticks=False)
 
 
-def norm_bars(W, ax=None, *, title: str = "", max_norm: float = 1.3):
+def norm_bars(
+    W: torch.Tensor | np.ndarray, ax: Axes | None = None, *, title: str = "",
+    max_norm: float = 1.3,
+) -> Figure:
     """Horizontal bars of ||W_i|| per feature, coloured by superposition (black: none, yellow: a lot)."""
     W = _np(W)
     fig, ax = _axes(ax, (2.2, 3))
@@ -94,15 +312,13 @@ def norm_bars(W, ax=None, *, title: str = "", max_norm: float = 1.3):
     sup = superposition(W).numpy()
     cmap, norm = plt.get_cmap(_SUPERPOSITION_CMAP), Normalize(0, 1)
     ax.barh(np.arange(W.shape[1]), norms, color=cmap(norm(np.clip(sup, 0, 1))), height=0.8)
-    ax.set(xlim=(0, max_norm), ylim=(W.shape[1] - 0.5, -0.5), yticks=[])
-    ax.set_xlabel("‖W_i‖", fontsize=8)
-    ax.tick_params(labelsize=7)
-    if title:
-        ax.set_title(title, fontsize=9)
-    return fig
+    return _finish(ax, title, xlabel="‖W_i‖", xlim=(0, max_norm),
+                   ylim=(W.shape[1] - 0.5, -0.5), yticks=[])
 
 
-def sweep_panels(W, *, titles, fig=None):
+def sweep_panels(
+    W: torch.Tensor | np.ndarray, *, titles: Sequence[str], fig: Figure | SubFigure | None = None
+) -> Figure | SubFigure:
     """For each instance of a (instances, hidden, features) W: W^T W above, norm bars below."""
     W = _np(W)
     n = W.shape[0]
@@ -117,16 +333,163 @@ def sweep_panels(W, *, titles, fig=None):
     return fig
 
 
-def superposition_colorbar(fig, ax, label: str = "superposition"):
+def superposition_colorbar(
+    fig: Figure | SubFigure, ax: Axes, label: str = "superposition"
+) -> Figure | SubFigure:
     """Add the colour key for `norm_bars` to a figure."""
     sm = plt.cm.ScalarMappable(norm=Normalize(0, 1), cmap=_SUPERPOSITION_CMAP)
     fig.colorbar(sm, ax=ax, label=label, shrink=0.6)
     return fig
 
 
-# --- Chapter 5 ("Computing absolute value in superposition"): reading neurons -------------------
+# ---- Chapter 4b ("The geometry of superposition and phase changes") -----------------------------
 
-_SIGN_CMAP = "RdBu_r"  # positive weights red, negative blue
+_PHASE_COLORS = ("#d9d9d9", "#f4a261", "#2a6f97")  # ignored, superposed, dedicated
+_STICKY = ((1.0, "1: own dimension"), (3 / 4, "3/4: tetrahedron"), (2 / 3, "2/3: triangle"),
+           (1 / 2, "1/2: digon"), (2 / 5, "2/5: pentagon"), (3 / 8, "3/8: square antiprism"))
+
+
+def _log_edges(values: np.ndarray) -> np.ndarray:
+    """Cell edges for log-spaced centres: geometric midpoints, extended by half a step."""
+    v = np.log(values)
+    mid = (v[1:] + v[:-1]) / 2
+    return np.exp(np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]]))
+
+
+def phase_diagram(
+    phase: torch.Tensor | np.ndarray, importances: torch.Tensor | np.ndarray,
+    feature_probabilities: torch.Tensor | np.ndarray, ax: Axes | None = None, *,
+    n_features: int = 2, boundaries: bool = True, marks: torch.Tensor | np.ndarray | None = None,
+    title: str = "", legend: bool = True,
+) -> Figure:
+    """Phase-diagram cells (importance rows, feature-probability columns) coloured by what the
+    extra feature got.
+
+    Grey: ignored, orange: superposed, blue: dedicated. Feature probabilities 1 - S run from
+    dense (left) to sparse (right). `boundaries` overlays the closed-form boundaries of
+    `phase.superposition_window` for `n_features` (2 or 3); `marks` is an optional (R, P)
+    boolean grid of cells to cross out.
+    """
+    from . import phase as _phase
+
+    P = _np(phase)
+    r = _np(importances).astype(float).ravel()
+    p = _np(feature_probabilities).astype(float).ravel()
+    if P.shape != (len(r), len(p)):
+        raise ValueError(f"phase must be (importances, feature_probabilities) = ({len(r)}, {len(p)}), "
+                         f"got {P.shape}")
+    fig, ax = _axes(ax, (3.4, 3.0))
+    ax.pcolormesh(_log_edges(p), _log_edges(r), P, cmap=ListedColormap(_PHASE_COLORS), vmin=-0.5,
+                  vmax=2.5, shading="flat", edgecolors="white", linewidth=0.3)
+    ax.set(xscale="log", yscale="log")
+    ax.set_xlim(_log_edges(p)[[0, -1]])  # dense on the left
+    ax.set_ylim(_log_edges(r)[[0, -1]])
+    if boundaries:
+        t = _phase.TRIPLE_POINT[0]
+        fine = np.geomspace(min(p.min(), t) * 0.5, t, 200)
+        low, high = (x.numpy() for x in _phase.superposition_window(fine, n_features))
+        ax.plot(fine, low, color="k", lw=1.2)
+        ax.plot(fine, np.broadcast_to(high, fine.shape), color="k", lw=1.2)
+        ax.plot([t, max(p.max(), 1.0) * 2], [1.0, 1.0], color="k", lw=1.2)
+        ax.scatter([t], [_phase.TRIPLE_POINT[1]], color="k", s=14, zorder=4)
+    if marks is not None:
+        ii, jj = np.nonzero(_np(marks))
+        ax.scatter(p[jj], r[ii], marker="x", color="k", s=16, lw=0.9, zorder=5)
+    if legend:
+        handles = [Patch(color=c, label=n) for c, n in zip(_PHASE_COLORS, _phase.PHASES, strict=True)]
+        ax.legend(handles=handles, fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return _finish(ax, title, xlabel="density 1 - S", ylabel="importance of the extra feature")
+
+
+def closed_form_loss_curves(
+    feature_probability: float, ax: Axes | None = None, *, n_features: int = 2,
+    empirical: tuple | None = None, title: str = "",
+) -> Figure:
+    """The three hand-built solutions' losses against the extra feature's importance, at one
+    feature probability 1 - S.
+
+    `empirical` is an optional pair (importances, losses) of trained models' losses (summed over
+    features, like the closed forms), drawn as dots on top of the lines.
+    """
+    from . import phase as _phase
+
+    fig, ax = _axes(ax, (3.4, 2.6))
+    r = np.geomspace(0.1, 10, 200)
+    L = _phase.closed_form_losses(float(feature_probability), r, n_features).numpy()  # (200, 3)
+    for k, name in enumerate(_phase.PHASES):
+        ax.plot(r, L[:, k], color=_PHASE_COLORS[k] if k else "0.45", lw=1.6, label=name)
+    if empirical is not None:
+        er, el = (_np(v).ravel() for v in empirical)
+        ax.scatter(er, el, color="k", s=12, zorder=4, label="trained (best restart)")
+    ax.set(xscale="log", yscale="log")
+    ax.legend(fontsize=7, frameon=False)
+    return _finish(ax, title, xlabel="importance of the extra feature", ylabel="expected loss")
+
+
+def dimensionality_scatter(
+    W: torch.Tensor | np.ndarray, feature_probabilities: torch.Tensor | np.ndarray | Sequence[float],
+    ax: Axes | None = None, *, title: str = "", legend: bool = True,
+) -> Figure:
+    """Feature dimensionality D_i of every feature (dots) and D* (line) against 1 / (1 - S).
+
+    W is (instances, hidden, features) with instance k trained at feature probability
+    `feature_probabilities[k]`; instances sharing one (seeds) are pooled, and the line joins
+    their mean D*. Dotted lines mark the values of small polytopes: 1, 3/4, 2/3, 1/2, 2/5, 3/8.
+    """
+    from .metrics import dimensions_per_feature, feature_dimensionality
+
+    W = torch.as_tensor(W).detach().cpu()
+    p = _np(feature_probabilities).astype(float).ravel()
+    if W.dim() != 3 or len(p) != W.shape[0]:
+        raise ValueError(f"W must be (instances, hidden, features) with one feature probability per "
+                         f"instance, got {tuple(W.shape)} and {len(p)} feature_probabilities")
+    D, Dstar = feature_dimensionality(W).numpy(), dimensions_per_feature(W).numpy()
+    fig, ax = _axes(ax, (5.0, 3.0))
+    rng = np.random.default_rng(0)  # jitter only spreads the dots sideways; fixed for the page
+    x = 1 / p
+    for k in range(len(p)):
+        spread = np.exp(rng.uniform(-0.06, 0.06, D.shape[1]))
+        ax.scatter(x[k] * spread, D[k], s=5, color="#2a6f97", alpha=0.35, lw=0)
+    uniq = np.unique(x)
+    ax.plot(uniq, [Dstar[x == u].mean() for u in uniq], color="k", lw=1.4, marker="o", ms=3,
+            label="dimensions per feature D*")
+    for value, name in _STICKY:
+        ax.axhline(value, color="0.5", lw=0.6, ls=":", zorder=0)
+        # neighbouring values (3/4 and 2/3, 2/5 and 3/8) get their labels pushed apart
+        va = {3 / 4: "bottom", 2 / 3: "top", 2 / 5: "bottom", 3 / 8: "top"}.get(value, "center")
+        ax.text(x.max() * 1.25, value, name, fontsize=6.5, va=va, color="0.3")
+    ax.set_xscale("log")
+    ax.set_xlim(x.min() / 1.15, x.max() * 1.15)
+    if legend:
+        ax.legend(fontsize=7, frameon=False, loc="upper right")
+    return _finish(ax, title, xlabel="1 / (1 - S)", ylabel="feature dimensionality D_i",
+                   ylim=(-0.03, 1.08))
+
+
+def dimensionality_histogram(
+    W: torch.Tensor | np.ndarray, ax: Axes | None = None, *,
+    norm_threshold: float = REPRESENTED_NORM, title: str = "",
+) -> Figure:
+    """Histogram of D_i over the represented features (||W_i|| > `norm_threshold`) of one
+    (hidden, features) or more (models, hidden, features) models."""
+    from .metrics import feature_dimensionality
+
+    W = torch.as_tensor(W).detach().cpu()
+    W = W.unsqueeze(0) if W.dim() == 2 else W
+    D = feature_dimensionality(W)[W.norm(dim=1) > norm_threshold].numpy()
+    fig, ax = _axes(ax, (3.4, 2.4))
+    ax.hist(D, bins=np.arange(-0.01, 1.06, 0.02), color="#2a6f97")  # bins centred on k/50
+    for value, name in _STICKY:
+        ax.axvline(value, color="0.5", lw=0.6, ls=":")
+        ha = {3 / 8: "right", 2 / 5: "left", 2 / 3: "right", 3 / 4: "left"}.get(value, "center")
+        ax.text(value, 1.0, name.split(":")[0], transform=ax.get_xaxis_transform(), fontsize=7,
+                ha=ha, va="bottom", color="0.3")
+    return _finish(ax, title, xlabel="feature dimensionality D_i (represented features)",
+                   ylabel="features", title_pad=12, xlim=(0, 1.05))
+
+
+# ---- Chapters 4c ("Non-uniform superposition and the privileged basis") and 5 ("Computing
+# absolute value in superposition"): reading neurons --------------------------------------------
 
 
 def _feature_palette(n_features: int, importance=None, colors=None) -> np.ndarray:
@@ -141,8 +504,9 @@ def _feature_palette(n_features: int, importance=None, colors=None) -> np.ndarra
 
 
 def neuron_matrix(
-    W1, ax=None, *, title: str = "", colorbar: bool = False, vmax: float | None = None
-):
+    W1: torch.Tensor | np.ndarray, ax: Axes | None = None, *, title: str = "",
+    colorbar: bool = False, vmax: float | None = None,
+) -> Figure:
     """W1 as a heatmap, one row per neuron and one column per feature (red +, blue -)."""
     W1 = _np(W1)
     if W1.ndim != 2:
@@ -150,30 +514,25 @@ def neuron_matrix(
     fig, ax = _axes(ax, (0.35 * W1.shape[1] + 1.2, 0.3 * W1.shape[0] + 0.8))
     vmax = vmax or float(np.abs(W1).max()) or 1.0
     im = ax.imshow(W1, cmap=_SIGN_CMAP, vmin=-vmax, vmax=vmax, aspect="auto")
-    ax.set_xlabel("feature", fontsize=8)
-    ax.set_ylabel("neuron", fontsize=8)
-    ax.tick_params(labelsize=7)
-    if title:
-        ax.set_title(title, fontsize=9)
     if colorbar:
         cbar = fig.colorbar(im, ax=ax, shrink=0.8)
         cbar.ax.tick_params(labelsize=7)
-    return fig
+    return _finish(ax, title, xlabel="feature", ylabel="neuron")
 
 
 def neuron_stack(
-    W1,
-    ax=None,
+    W1: torch.Tensor | np.ndarray,
+    ax: Axes | None = None,
     *,
-    importance=None,
-    colors=None,
+    importance: torch.Tensor | np.ndarray | None = None,
+    colors: Sequence | None = None,
     signed: bool = False,
-    order=None,
-    shade=None,
+    order: torch.Tensor | np.ndarray | Sequence[int] | None = None,
+    shade: torch.Tensor | np.ndarray | Sequence[bool] | None = None,
     min_share: float | None = None,
     title: str = "",
     legend: bool = False,
-):
+) -> Figure:
     """A neuron stack plot: one bar per neuron, stacking abs(W1[k, i]), one colour per feature.
 
     `signed=True` stacks positive weights up and negative ones down. `order` is a neuron order
@@ -222,19 +581,16 @@ def neuron_stack(
         ax.bar(x, rest, bottom=up, width=0.8, color="0.85", lw=0, label="other", zorder=2)
     if signed:
         ax.axhline(0, color="0.3", lw=0.6, zorder=3)
-    ax.set_xlim(-0.6, n_neurons - 0.4)
-    ax.set_xticks([])
-    ax.set_xlabel("neuron", fontsize=8)
-    ax.set_ylabel("W1 (stacked)" if signed else "|W1| (stacked)", fontsize=8)
-    ax.tick_params(labelsize=7)
-    if title:
-        ax.set_title(title, fontsize=9)
     if legend:
         ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    return fig
+    return _finish(ax, title, xlabel="neuron", ylabel="W1 (stacked)" if signed else "|W1| (stacked)",
+                   xlim=(-0.6, n_neurons - 0.4), xticks=[])
 
 
-def neuron_graph(W1, W2, ax=None, *, min_weight: float = 0.1, labels: bool = True, title: str = ""):
+def neuron_graph(
+    W1: torch.Tensor | np.ndarray, W2: torch.Tensor | np.ndarray, ax: Axes | None = None, *,
+    min_weight: float = 0.1, labels: bool = True, title: str = "",
+) -> Figure:
     """The network as a graph: inputs, neurons, outputs; edges for weights beyond `min_weight`.
 
     Edge width grows with the absolute weight; red edges are positive, blue negative. One line
@@ -265,48 +621,41 @@ def neuron_graph(W1, W2, ax=None, *, min_weight: float = 0.1, labels: bool = Tru
         ax.scatter(np.full(len(ys), x), ys, s=60, color="white", edgecolor="0.2", zorder=3)
         if labels:
             ax.text(x, 1.0, name, ha="center", va="bottom", fontsize=9)
-    ax.set(xlim=(-0.2, 2.2), ylim=(-0.02, 1.08), xticks=[], yticks=[])
     for spine in ax.spines.values():
         spine.set_visible(False)
-    if title:
-        ax.set_title(title, fontsize=9)
-    return fig
+    return _finish(ax, title, ticks=False, xlim=(-0.2, 2.2), ylim=(-0.02, 1.08))
 
 
 def neuron_stack_grid(
-    W1, *, titles, importance=None, orders=None, shades=None, min_share=None, ncols=None, fig=None
-):
+    W1: torch.Tensor | np.ndarray, *, titles: Sequence[str],
+    importance: torch.Tensor | np.ndarray | None = None, orders: Sequence | None = None,
+    shades: Sequence | None = None, min_share: float | None = None, ncols: int | None = None,
+    fig: Figure | SubFigure | None = None,
+) -> Figure | SubFigure:
     """One `neuron_stack` panel of abs(W1) per instance of a (instances, neurons, features) W1."""
     W1 = _np(W1)
     n = W1.shape[0]
-    ncols = ncols or n
-    nrows = -(-n // ncols)
-    if fig is None:
-        fig = plt.figure(figsize=(2.3 * ncols, 2.1 * nrows + 0.3))
-    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True, gridspec_kw={"hspace": 0.5})
-    for k, ax in enumerate(axes.flat):
-        if k >= n:
-            ax.set_axis_off()
-            continue
+    fig, axes = _grid(n, ncols, fig, (2.3, 2.1), 0.3, sharey=True, gridspec_kw={"hspace": 0.5})
+    for k, ax in enumerate(axes.flat[:n]):
         neuron_stack(
             W1[k], ax, importance=importance, title=titles[k], min_share=min_share,
             order=None if orders is None else orders[k],
             shade=None if shades is None else shades[k],
         )
-        if k % ncols:
+        if k % axes.shape[1]:
             ax.set_ylabel("")
     return fig
 
 
 def polysemanticity_bars(
-    values,
-    ax=None,
+    values: torch.Tensor | np.ndarray,
+    ax: Axes | None = None,
     *,
-    labels,
-    edges=(1.5, 3.5),
-    names=("1", "2-3", "4+"),
+    labels: Sequence[str],
+    edges: Sequence[float] = (1.5, 3.5),
+    names: Sequence[str] = ("1", "2-3", "4+"),
     title: str = "",
-):
+) -> Figure:
     """Stacked bars, one per model, of the share of its neurons in each polysemanticity group.
 
     `values` is (models, neurons), e.g. `neurons.neuron_polysemanticity`; the groups are split
@@ -329,95 +678,20 @@ def polysemanticity_bars(
         ax.bar(x, frac, bottom=bottom, color=palette[g], width=0.75, label=names[g])
         bottom += frac
     ax.set_xticks(x, labels, fontsize=7)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("share of neurons", fontsize=8)
-    ax.tick_params(labelsize=7)
     ax.legend(title="features per neuron", fontsize=7, title_fontsize=7, frameon=False,
               loc="center left", bbox_to_anchor=(1.0, 0.5))
-    if title:
-        ax.set_title(title, fontsize=9)
-    return fig
+    return _finish(ax, title, ylabel="share of neurons", ylim=(0, 1))
 
 
-# Chapters 1 ("Features") and 2 ("Privileged bases"): read-back errors and neuron responses.
+# ---- Chapter 6 ("Recovering features with sparse autoencoders"): learned dictionaries -----------
+# Directions are rows here, as in `supersim.sae`: truth (features, d), learned (latents, d). The
+# 2-D picture of a dictionary against the truth is `feature_directions(..., learned=...)`.
 
 
-def readback_histogram(
-    errors, ax=None, *, predicted_std=None, span=None, bins: int = 61, color="C0", label=None,
-    fill: bool = True, title: str = "",
-):
-    """Histogram (density, log scale) of read-back errors, with the predicted Gaussian if given.
-
-    Errors beyond +-`span` are piled into the outermost bins, so no mass silently disappears.
-    `fill=False` draws an outline, to overlay a second histogram on a filled one.
-    """
-    e = _np(errors).ravel()
-    fig, ax = _axes(ax, (3.2, 2.4))
-    scale = predicted_std if predicted_std else (e.std() if e.size else 1.0)
-    span = span or max(4 * scale, 1e-3)
-    edges = np.linspace(-span, span, bins)
-    counts, _ = np.histogram(np.clip(e, -span, span), bins=edges, density=True)
-    # one filled step artist instead of a patch per bar: much faster to draw in explorers
-    ax.stairs(counts, edges, fill=fill, color=color, alpha=0.6 if fill else 1.0, lw=1.2, label=label)
-    if predicted_std:
-        g = np.linspace(-span, span, 200)
-        pdf = np.exp(-0.5 * (g / predicted_std) ** 2) / (predicted_std * np.sqrt(2 * np.pi))
-        ax.plot(g, pdf, color="k", lw=1, label="predicted Gaussian")
-    ax.set_yscale("log")
-    # plain tick labels: the default log labels go through mathtext, slow for explorer frames
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("read-back error", fontsize=8)
-    ax.tick_params(labelsize=7)
-    if title:
-        ax.set_title(title, fontsize=9)
-    return fig
-
-
-def neuron_responses(R, ax=None, *, title: str = "", ymax: float | None = None):
-    """Grouped bars of a (neurons, features) table: how strongly each neuron fires per feature."""
-    R = _np(R)
-    fig, ax = _axes(ax, (3, 2.4))
-    n_units, n_features = R.shape
-    width = 0.8 / n_features
-    colors = plt.get_cmap("tab10")(np.arange(n_features) % 10)
-    for i in range(n_features):
-        x = np.arange(n_units) + (i - (n_features - 1) / 2) * width
-        ax.bar(x, R[:, i], width=width, color=colors[i], label=f"feature {i + 1}")
-    ax.set_xticks(np.arange(n_units), [f"neuron {u + 1}" for u in range(n_units)], fontsize=8)
-    ax.axhline(0, color="0.5", lw=0.6)
-    if ymax is not None:
-        ax.set_ylim(min(0.0, float(R.min()) * 1.1), ymax)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7, frameon=False)
-    if title:
-        ax.set_title(title, fontsize=9)
-    return fig
-
-
-def response_matrix(R, ax=None, *, title: str = "", xlabel: str = "feature", ylabel: str = "unit"):
-    """Heatmap of abs(R) for a (units, features) table: one bright cell per row is monosemantic."""
-    R = np.abs(_np(R))
-    fig, ax = _axes(ax, (2.6, 2.6))
-    ax.imshow(R, cmap="Greys", vmin=0, vmax=max(float(R.max()), 1e-12))
-    ax.set(xticks=[], yticks=[])
-    ax.set_xlabel(xlabel, fontsize=8)
-    ax.set_ylabel(ylabel, fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=9)
-    return fig
-
-
-# Chapter 6 ("Recovering features with sparse autoencoders"): learned dictionaries vs the truth.
-# Directions are rows here, as in `supersim.sae`: truth (features, d), learned (latents, d).
-
-
-def _unit_rows(V) -> np.ndarray:
-    V = _np(V).astype(float)
-    return V / np.maximum(np.linalg.norm(V, axis=-1, keepdims=True), 1e-12)
-
-
-def cosine_match(learned, truth, ax=None, *, alive=None, title: str = ""):
+def cosine_match(
+    learned: torch.Tensor | np.ndarray, truth: torch.Tensor | np.ndarray, ax: Axes | None = None,
+    *, alive: torch.Tensor | np.ndarray | None = None, title: str = "",
+) -> Figure:
     """Heatmap of cos(true feature, learned latent), latents sorted by the feature they match.
 
     A dictionary that recovers every feature shows one red cell per row; dead latents (where
@@ -429,37 +703,31 @@ def cosine_match(learned, truth, ax=None, *, alive=None, title: str = ""):
     best = cos.argmax(0)
     order = np.lexsort((-cos.max(0), best, ~alive))  # alive first, then by matched feature
     fig, ax = _axes(ax, (3.4, 2.4))
-    ax.imshow(cos[:, order], cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
+    ax.imshow(cos[:, order], cmap=_SIGN_CMAP, vmin=-1, vmax=1, aspect="auto", interpolation="nearest")
     if (~alive).any():
         ax.axvline(alive.sum() - 0.5, color="0.5", lw=1)
-    ax.set(xticks=[], yticks=[])
-    ax.set_xlabel("learned latents", fontsize=8)
-    ax.set_ylabel("true features", fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=9)
-    return fig
+    return _finish(ax, title, xlabel="learned latents", ylabel="true features", ticks=False)
 
 
-def max_cosine_bars(learned, truth, ax=None, *, threshold: float = 0.9, title: str = ""):
+def max_cosine_bars(
+    learned: torch.Tensor | np.ndarray, truth: torch.Tensor | np.ndarray, ax: Axes | None = None,
+    *, threshold: float = 0.9, title: str = "",
+) -> Figure:
     """Per true feature, the best cosine with any learned latent; a dashed line at `threshold`."""
     best = (_unit_rows(truth) @ _unit_rows(learned).T).max(1)
     fig, ax = _axes(ax, (3, 2.2))
     colors = np.where(best > threshold, "#2a788e", "#e76f51")
     ax.bar(np.arange(len(best)), best, color=colors, width=0.85)
     ax.axhline(threshold, color="0.4", lw=0.8, ls="--")
-    ax.set(ylim=(0, 1.02), xlim=(-0.7, len(best) - 0.3), xticks=[])
-    ax.set_xlabel("true feature", fontsize=8)
-    ax.set_ylabel("best cosine", fontsize=8)
-    ax.tick_params(labelsize=7)
-    if title:
-        ax.set_title(title, fontsize=9)
-    return fig
+    return _finish(ax, title, xlabel="true feature", ylabel="best cosine", ylim=(0, 1.02),
+                   xlim=(-0.7, len(best) - 0.3), xticks=[])
 
 
 def recovery_curve(
-    values, scores, ax=None, *, xlabel: str, ylabel: str = "MMCS", logx: bool = False,
-    label: str | None = None, color=None,
-):
+    values: Sequence[float] | np.ndarray, scores: torch.Tensor | np.ndarray, ax: Axes | None = None,
+    *, xlabel: str, ylabel: str = "MMCS", logx: bool = False, label: str | None = None,
+    color: str | None = None,
+) -> Figure:
     """A score against a swept setting: the mean over seeds as a line, each seed as a dot.
 
     `scores` is (len(values), seeds).
@@ -471,262 +739,4 @@ def recovery_curve(
         ax.scatter(values, scores[:, s], s=8, color=line.get_color(), alpha=0.45, lw=0)
     if logx:
         ax.set_xscale("log")
-    ax.set_xlabel(xlabel, fontsize=8)
-    ax.set_ylabel(ylabel, fontsize=8)
-    ax.tick_params(labelsize=7)
-    return fig
-
-
-def sae_directions(truth, learned, ax=None, *, alive=None, title: str = "", lim: float = 1.3):
-    """2-D picture: true feature directions as arrows, learned decoder rows as dashed spokes.
-
-    `truth` is (features, 2) (e.g. a toy model's W transposed); latents that never fire
-    (`alive` False) are drawn in grey.
-    """
-    T, L = _np(truth), _unit_rows(learned)
-    if T.ndim != 2 or T.shape[1] != 2 or L.shape[1] != 2:
-        raise ValueError(f"truth and learned must be (n, 2), got {T.shape} and {L.shape}")
-    alive = np.ones(len(L), bool) if alive is None else np.asarray(_np(alive), bool)
-    fig, ax = _axes(ax, (2.4, 2.4))
-    for j, (x, y) in enumerate(L):
-        color, style = ("#d62828", "--") if alive[j] else ("0.65", ":")
-        ax.plot([0, x], [0, y], color=color, ls=style, lw=1.2, zorder=2)
-        ax.scatter(x, y, color=color, s=14, marker="x" if not alive[j] else "o", zorder=4)
-    for x, y in T:
-        ax.annotate("", (x, y), (0, 0), arrowprops=dict(arrowstyle="->", color="#264653", lw=1.6))
-    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xticks=[], yticks=[])
-    ax.axhline(0, color="0.88", lw=0.6, zorder=0)
-    ax.axvline(0, color="0.88", lw=0.6, zorder=0)
-    if title:
-        ax.set_title(title, fontsize=9)
-    return fig
-
-
-# --- Chapter 4b ("The geometry of superposition and phase changes") -----------------------------
-
-_PHASE_COLORS = ("#d9d9d9", "#f4a261", "#2a6f97")  # ignored, superposed, dedicated
-_STICKY = ((1.0, "1: own dimension"), (3 / 4, "3/4: tetrahedron"), (2 / 3, "2/3: triangle"),
-           (1 / 2, "1/2: digon"), (2 / 5, "2/5: pentagon"), (3 / 8, "3/8: square antiprism"))
-
-
-def _log_edges(values: np.ndarray) -> np.ndarray:
-    """Cell edges for log-spaced centres: geometric midpoints, extended by half a step."""
-    v = np.log(values)
-    mid = (v[1:] + v[:-1]) / 2
-    return np.exp(np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]]))
-
-
-def phase_diagram(
-    phase, importances, densities, ax=None, *, n_features: int = 2, boundaries: bool = True,
-    marks=None, title: str = "", legend: bool = True,
-):
-    """Phase-diagram cells (importance rows, density columns) coloured by what the extra feature got.
-
-    Grey: ignored, orange: superposed, blue: dedicated. Densities run from dense (left) to
-    sparse (right). `boundaries` overlays the closed-form boundaries of `phase.superposition_window`
-    for `n_features` (2 or 3); `marks` is an optional (R, D) boolean grid of cells to cross out.
-    """
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
-
-    from . import phase as _phase
-
-    P = _np(phase)
-    r, d = _np(importances).astype(float).ravel(), _np(densities).astype(float).ravel()
-    if P.shape != (len(r), len(d)):
-        raise ValueError(f"phase must be (importances, densities) = ({len(r)}, {len(d)}), got {P.shape}")
-    fig, ax = _axes(ax, (3.4, 3.0))
-    ax.pcolormesh(_log_edges(d), _log_edges(r), P, cmap=ListedColormap(_PHASE_COLORS), vmin=-0.5,
-                  vmax=2.5, shading="flat", edgecolors="white", linewidth=0.3)
-    ax.set(xscale="log", yscale="log")
-    ax.set_xlim(_log_edges(d)[[0, -1]])  # dense on the left
-    ax.set_ylim(_log_edges(r)[[0, -1]])
-    if boundaries:
-        t = _phase.TRIPLE_POINT[0]
-        fine = np.geomspace(min(d.min(), t) * 0.5, t, 200)
-        low, high = (x.numpy() for x in _phase.superposition_window(fine, n_features))
-        ax.plot(fine, low, color="k", lw=1.2)
-        ax.plot(fine, np.broadcast_to(high, fine.shape), color="k", lw=1.2)
-        ax.plot([t, max(d.max(), 1.0) * 2], [1.0, 1.0], color="k", lw=1.2)
-        ax.scatter([t], [_phase.TRIPLE_POINT[1]], color="k", s=14, zorder=4)
-    if marks is not None:
-        ii, jj = np.nonzero(_np(marks))
-        ax.scatter(d[jj], r[ii], marker="x", color="k", s=16, lw=0.9, zorder=5)
-    ax.set_xlabel("density 1 - S", fontsize=8)
-    ax.set_ylabel("importance of the extra feature", fontsize=8)
-    ax.tick_params(labelsize=7)
-    if legend:
-        handles = [Patch(color=c, label=n) for c, n in zip(_PHASE_COLORS, _phase.PHASES, strict=True)]
-        ax.legend(handles=handles, fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    if title:
-        ax.set_title(title, fontsize=9)
-    return fig
-
-
-def closed_form_loss_curves(density: float, ax=None, *, n_features: int = 2, empirical=None, title: str = ""):
-    """The three hand-built solutions' losses against the extra feature's importance, at one density.
-
-    `empirical` is an optional pair (importances, losses) of trained models' losses (summed over
-    features, like the closed forms), drawn as dots on top of the lines.
-    """
-    from . import phase as _phase
-
-    fig, ax = _axes(ax, (3.4, 2.6))
-    r = np.geomspace(0.1, 10, 200)
-    L = _phase.closed_form_losses(float(density), r, n_features).numpy()  # (200, 3)
-    for k, name in enumerate(_phase.PHASES):
-        ax.plot(r, L[:, k], color=_PHASE_COLORS[k] if k else "0.45", lw=1.6, label=name)
-    if empirical is not None:
-        er, el = (_np(v).ravel() for v in empirical)
-        ax.scatter(er, el, color="k", s=12, zorder=4, label="trained (best restart)")
-    ax.set(xscale="log", yscale="log")
-    ax.set_xlabel("importance of the extra feature", fontsize=8)
-    ax.set_ylabel("expected loss", fontsize=8)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7, frameon=False)
-    if title:
-        ax.set_title(title, fontsize=9)
-    return fig
-
-
-def dimensionality_scatter(W, densities, ax=None, *, title: str = "", legend: bool = True):
-    """Feature dimensionality D_i of every feature (dots) and D* (line) against 1 / (1 - S).
-
-    W is (instances, hidden, features) with instance k trained at density `densities[k]`;
-    instances sharing a density (seeds) are pooled, and the line joins their mean D*. Dotted
-    lines mark the values of small polytopes: 1, 3/4, 2/3, 1/2, 2/5, 3/8.
-    """
-    from .metrics import dimensions_per_feature, feature_dimensionality
-
-    W = torch.as_tensor(W).detach().cpu()
-    d = _np(densities).astype(float).ravel()
-    if W.dim() != 3 or len(d) != W.shape[0]:
-        raise ValueError(f"W must be (instances, hidden, features) with one density per instance, "
-                         f"got {tuple(W.shape)} and {len(d)} densities")
-    D, Dstar = feature_dimensionality(W).numpy(), dimensions_per_feature(W).numpy()
-    fig, ax = _axes(ax, (5.0, 3.0))
-    rng = np.random.default_rng(0)  # jitter only spreads the dots sideways; fixed for the page
-    x = 1 / d
-    for k in range(len(d)):
-        spread = np.exp(rng.uniform(-0.06, 0.06, D.shape[1]))
-        ax.scatter(x[k] * spread, D[k], s=5, color="#2a6f97", alpha=0.35, lw=0)
-    uniq = np.unique(x)
-    ax.plot(uniq, [Dstar[x == u].mean() for u in uniq], color="k", lw=1.4, marker="o", ms=3,
-            label="dimensions per feature D*")
-    for value, name in _STICKY:
-        ax.axhline(value, color="0.5", lw=0.6, ls=":", zorder=0)
-        # neighbouring values (3/4 and 2/3, 2/5 and 3/8) get their labels pushed apart
-        va = {3 / 4: "bottom", 2 / 3: "top", 2 / 5: "bottom", 3 / 8: "top"}.get(value, "center")
-        ax.text(x.max() * 1.25, value, name, fontsize=6.5, va=va, color="0.3")
-    ax.set_xscale("log")
-    ax.set_xlim(x.min() / 1.15, x.max() * 1.15)
-    ax.set_ylim(-0.03, 1.08)
-    ax.set_xlabel("1 / (1 - S)", fontsize=8)
-    ax.set_ylabel("feature dimensionality D_i", fontsize=8)
-    ax.tick_params(labelsize=7)
-    if legend:
-        ax.legend(fontsize=7, frameon=False, loc="upper right")
-    if title:
-        ax.set_title(title, fontsize=9)
-    return fig
-
-
-def dimensionality_histogram(W, ax=None, *, min_norm: float = 0.5, title: str = ""):
-    """Histogram of D_i over the features with ||W_i|| > `min_norm` of one or more models (H, F)."""
-    from .metrics import feature_dimensionality
-
-    W = torch.as_tensor(W).detach().cpu()
-    W = W.unsqueeze(0) if W.dim() == 2 else W
-    D = feature_dimensionality(W)[W.norm(dim=1) > min_norm].numpy()
-    fig, ax = _axes(ax, (3.4, 2.4))
-    ax.hist(D, bins=np.arange(-0.01, 1.06, 0.02), color="#2a6f97")  # bins centred on k/50
-    for value, name in _STICKY:
-        ax.axvline(value, color="0.5", lw=0.6, ls=":")
-        ha = {3 / 8: "right", 2 / 5: "left", 2 / 3: "right", 3 / 4: "left"}.get(value, "center")
-        ax.text(value, 1.0, name.split(":")[0], transform=ax.get_xaxis_transform(), fontsize=7,
-                ha=ha, va="bottom", color="0.3")
-    ax.set_xlim(0, 1.05)
-    ax.set_xlabel("feature dimensionality D_i (represented features)", fontsize=8)
-    ax.set_ylabel("features", fontsize=8)
-    ax.tick_params(labelsize=7)
-    if title:
-        ax.set_title(title, fontsize=9, pad=12)
-    return fig
-
-
-# ---- Chapter 3 ("Johnson-Lindenstrauss packing"): cosines of many directions -----------------
-
-
-def cosine_histogram(V, ax=None, *, bins: int | None = None, title: str = "", normal: bool = True):
-    """Histogram of the cosines between distinct rows of a (k, n) V, with the N(0, 1/n) density
-    (when `normal`) and dashed lines at +- the largest absolute cosine; `bins` defaults to ~sqrt(pairs)."""
-    from .geometry import cosine_matrix
-
-    C = cosine_matrix(torch.as_tensor(V).detach().cpu().to(torch.float64)).numpy()
-    k, n = C.shape[0], torch.as_tensor(V).shape[-1]
-    pairs = C[np.triu_indices(k, 1)]
-    if bins is None:
-        bins = int(np.clip(np.sqrt(len(pairs)), 10, 80))
-    fig, ax = _axes(ax, (3.2, 2.4))
-    ax.hist(pairs, bins=np.linspace(-1, 1, bins + 1), density=True, color="#8ab6d6")
-    if normal:
-        x = np.linspace(-1, 1, 401)
-        ax.plot(x, np.sqrt(n / (2 * np.pi)) * np.exp(-n * x**2 / 2), color="#c0392b", lw=1.2,
-                label="N(0, 1/n)")
-    if len(pairs):
-        mu = np.abs(pairs).max()
-        for s in (-1, 1):
-            ax.axvline(s * mu, color="0.25", lw=0.9, ls="--")
-    ax.set_xlim(-1, 1)
-    ax.set_xlabel("cosine between two vectors", fontsize=8)
-    ax.set_yticks([])
-    ax.tick_params(labelsize=7)
-    if title:
-        ax.set_title(title, fontsize=9)
-    return fig
-
-
-def line_packing_3d(V, ax=None, *, title: str = "", color: str = "#1f4e79"):
-    """The lines +-v_i through the origin of a (k, 3) V, inside a wire-frame unit sphere.
-
-    `ax` must be a 3-D axes (`projection="3d"`); a new figure is made when it is None.
-    """
-    V = _np(V).astype(float)
-    if V.ndim != 2 or V.shape[1] != 3:
-        raise ValueError(f"V must be (k, 3), got {V.shape}")
-    if ax is None:
-        fig = plt.figure(figsize=(2.6, 2.6))
-        ax = fig.add_subplot(projection="3d")
-    fig = ax.figure
-    V = V / np.linalg.norm(V, axis=1, keepdims=True)
-    u, w = np.meshgrid(np.linspace(0, 2 * np.pi, 25), np.linspace(0, np.pi, 13))
-    ax.plot_wireframe(np.cos(u) * np.sin(w), np.sin(u) * np.sin(w), np.cos(w), color="0.88", lw=0.3)
-    for v in V:
-        ax.plot(*np.stack([-v, v]).T, color=color, lw=1.6)
-        ax.scatter(*np.stack([-v, v]).T, color=color, s=10, depthshade=False)
-    ax.set(xlim=(-1, 1), ylim=(-1, 1), zlim=(-1, 1))
-    ax.set_box_aspect((1, 1, 1))
-    ax.set_axis_off()
-    if title:
-        ax.set_title(title, fontsize=9)
-    return fig
-
-
-def labelled_directions(W, ax=None, *, colors, labels=None, title: str = "", lim: float = 1.5):
-    """The columns of a (2, features) W as arrows in given colours (e.g. one hue per feature set)."""
-    W = _np(W)
-    if W.ndim != 2 or W.shape[0] != 2 or len(colors) != W.shape[1]:
-        raise ValueError(f"W must be (2, features) with one colour per feature, got {W.shape}, {len(colors)}")
-    fig, ax = _axes(ax, (2.4, 2.4))
-    ax.axhline(0, color="0.88", lw=0.6, zorder=0)
-    ax.axvline(0, color="0.88", lw=0.6, zorder=0)
-    for i in range(W.shape[1]):
-        ax.annotate("", (W[0, i], W[1, i]), (0, 0),
-                    arrowprops=dict(arrowstyle="->", color=colors[i], lw=1.8))
-        if labels is not None:
-            ax.text(1.18 * W[0, i], 1.18 * W[1, i], labels[i], color=colors[i], fontsize=8,
-                    ha="center", va="center")
-    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal", xticks=[], yticks=[])
-    if title:
-        ax.set_title(title, fontsize=9)
-    return fig
+    return _finish(ax, xlabel=xlabel, ylabel=ylabel)

@@ -10,6 +10,8 @@ HTML builds, so the fallback is what pages show.
 Chapter 4 introduces the sparsity explorer; later chapters reuse `Explorer`. It also shows
 `live_toy_model`, a panel that trains the toy model in the reader's browser, in plain
 JavaScript shipped with the package (`supersim/live/`), with no kernel and no network.
+
+Like `supersim.plot`, this module is loaded on first use, not by `import supersim`.
 """
 
 from __future__ import annotations
@@ -21,10 +23,16 @@ import itertools
 import json
 import uuid
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 
 from . import _util
+
+if TYPE_CHECKING:  # for the type hints only: ipywidgets is optional and imported on use
+    import ipywidgets
+    import numpy as np
+    import torch
 
 
 def figure_png(fig: Figure, dpi: int = 90) -> bytes:
@@ -34,7 +42,7 @@ def figure_png(fig: Figure, dpi: int = 90) -> bytes:
     return buf.getvalue()
 
 
-def _fmt(value) -> str:
+def _fmt(value: object) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
@@ -55,7 +63,7 @@ class Explorer:
         figsize: tuple[float, float] = (7.0, 3.5),
         dpi: int = 90,
         title: str = "",
-    ):
+    ) -> None:
         if not params:
             raise ValueError("params must name at least one slider")
         for name, values in params.items():
@@ -79,7 +87,19 @@ class Explorer:
             self._cache[index] = figure_png(fig, self.dpi)
         return self._cache[index]
 
-    def _indices(self):
+    def __repr__(self) -> str:
+        # the sliders and their ranges, not the draw function or the cached PNG bytes
+        sliders = ", ".join(
+            f"{name}: {len(v)} values {_fmt(v[0])}..{_fmt(v[-1])}" if len(v) > 1 else f"{name}: {_fmt(v[0])}"
+            for name, v in self.params.items()
+        )
+        frames = 1
+        for values in self.params.values():
+            frames *= len(values)
+        title = f"{self.title!r}, " if self.title else ""
+        return f"<Explorer {title}{sliders}; {frames} frames, {len(self._cache)} drawn>"
+
+    def _indices(self) -> itertools.product:
         return itertools.product(*(range(len(v)) for v in self.params.values()))
 
     def to_html(self) -> str:
@@ -122,7 +142,7 @@ class Explorer:
 }})();
 </script></div>"""
 
-    def widget(self):
+    def widget(self) -> ipywidgets.VBox:
         """Live version: ipywidgets sliders that draw frames on demand."""
         import ipywidgets as widgets
 
@@ -147,16 +167,17 @@ class Explorer:
         children = ([widgets.HTML(f"<b>{html.escape(self.title)}</b>")] if self.title else [])
         return widgets.VBox([*children, *sliders, image])
 
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        bundle = {"text/plain": f"<Explorer: {', '.join(self.params)}>", "text/html": self.to_html()}
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict:
+        bundle = {"text/html": self.to_html()}
         try:
             bundle.update(_widget_bundle(self.widget()))
         except Exception:  # no widget support (e.g. plain IPython): the HTML still works
             pass
+        bundle["text/plain"] = repr(self)  # ours, not the widget's long VBox(children=...)
         return bundle
 
 
-def _widget_bundle(widget) -> dict:
+def _widget_bundle(widget: object) -> dict:
     """The display data of a live widget, under ipywidgets 8 and under 7 (Colab's)."""
     if hasattr(widget, "_repr_mimebundle_"):  # ipywidgets >= 8
         return widget._repr_mimebundle_() or {}
@@ -165,33 +186,42 @@ def _widget_bundle(widget) -> dict:
     return {"application/vnd.jupyter.widget-view+json": view}
 
 
-def sparsity_explorer(W, densities, *, importance=None, title: str = "") -> Explorer:
-    """A slider over sparsity for a sweep with one trained instance per density.
+def sparsity_explorer(
+    W: torch.Tensor | np.ndarray,
+    feature_probabilities: Sequence[float] | torch.Tensor | np.ndarray,
+    *,
+    importance: torch.Tensor | np.ndarray | None = None,
+    title: str = "",
+) -> Explorer:
+    """A slider over sparsity for a sweep with one trained instance per feature probability.
 
     W is (instances, hidden, features) with instance k trained at feature probability
-    densities[k]. With two hidden dimensions the frame shows the feature directions; otherwise
-    W^T W. Either way the per-feature norms sit beside it, coloured by superposition.
+    `feature_probabilities[k]` (1 - S). With two hidden dimensions the frame shows the feature
+    directions; otherwise W^T W. Either way the per-feature norms sit beside it, coloured by
+    superposition.
     """
     from . import plot
 
     W = W.detach().cpu() if hasattr(W, "detach") else W
-    if len(densities) != W.shape[0]:
+    if len(feature_probabilities) != W.shape[0]:
         raise ValueError(
-            f"densities must give one value per instance ({W.shape[0]}), got {len(densities)}"
+            f"feature_probabilities must give one value per instance ({W.shape[0]}), "
+            f"got {len(feature_probabilities)}"
         )
-    index = {float(d): k for k, d in enumerate(densities)}
+    index = {float(p): k for k, p in enumerate(feature_probabilities)}
 
-    def draw(fig, density):
-        k = index[float(density)]
+    def draw(fig: Figure, p: float) -> None:
+        k = index[float(p)]
         left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.3, 1]})
         if W.shape[1] == 2:
             plot.feature_directions(W[k], left, importance=importance)
         else:
             plot.wtw(W[k], left)
         plot.norm_bars(W[k], right)
-        fig.suptitle(f"1 - S = {float(density):.3g}", fontsize=10)
+        fig.suptitle(f"1 - S = {float(p):.3g}", fontsize=10)
 
-    return Explorer(draw, {"1 - S": [float(d) for d in densities]}, figsize=(5.5, 2.8), title=title)
+    sliders = {"1 - S": [float(p) for p in feature_probabilities]}
+    return Explorer(draw, sliders, figsize=(5.5, 2.8), title=title)
 
 
 # ---- The toy model trained live in the page (chapter 4, and the intro) ---------------------
@@ -222,10 +252,11 @@ class LiveToyModel:
     trainer follows `supersim.train`; tests/test_live.py checks it against the package.
     """
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict) -> None:
         self.config = config
 
     def to_html(self) -> str:
+        """The panel as one <div> and one inline <script> (trainer and panel inlined)."""
         uid = "sl-" + uuid.uuid4().hex[:8]
         # "</" must not end the script early, whatever the config holds
         config = json.dumps(self.config).replace("</", "<\\/")
@@ -242,8 +273,9 @@ class LiveToyModel:
 
     def __repr__(self) -> str:
         o = self.config["options"]
+        title = f"{self.config['title']!r}, " if self.config.get("title") else ""
         return (
-            f"<LiveToyModel: n={o['n']}, m={o['m']}, 1 - S={o['density']:g}, "
+            f"<LiveToyModel {title}n={o['n']}, m={o['m']}, feature_probability={o['density']:g}, "
             f"importance {o['decay']:g}^i, lr={o['lr']:g}, seed={o['seed']}>"
         )
 
@@ -252,7 +284,7 @@ def live_toy_model(
     n_features: int = 5,
     d_hidden: int = 2,
     *,
-    density: float = 0.1,
+    feature_probability: float = 0.1,
     importance_decay: float = 0.9,
     lr: float = 1e-3,
     fast_lr: float = 1e-2,
@@ -264,14 +296,16 @@ def live_toy_model(
     """A panel that trains x' = ReLU(W^T W x + b) live in the reader's browser.
 
     The defaults are `supersim.train`'s (AdamW, lr 1e-3, weight decay 0.01, batches of 1024)
-    and chapter 4's pentagon: 5 features in 2 dimensions, density 1 - S = 0.1, importance
-    0.9^i. The reader can change n (2 to 8), m (2 or 3), the density (1 to 0.01), the
-    importance decay (0.7 to 1), the learning rate (with a button for `fast_lr`) and the seed.
+    and chapter 4's pentagon: 5 features in 2 dimensions, feature probability 1 - S = 0.1,
+    importance 0.9^i. The reader can change n (2 to 8), m (2 or 3), the feature probability
+    (1 to 0.01; the panel's slider says "density"), the importance decay (0.7 to 1), the
+    learning rate (with a button for `fast_lr`) and the seed.
     """
+    # the JavaScript's option names (supersim/live/toy_model.js), which say "density"
     options = {
         "n": _util.integer(n_features, "n_features", low=2, high=8),
         "m": _util.integer(d_hidden, "d_hidden", low=2, high=3),
-        "density": _util.real(density, "density", low=0.01, high=1.0),
+        "density": _util.real(feature_probability, "feature_probability", low=0.01, high=1.0),
         "decay": _util.real(importance_decay, "importance_decay", low=0.7, high=1.0),
         "lr": _util.real(lr, "lr", low=1e-4, high=3e-2),
         "weightDecay": _util.real(weight_decay, "weight_decay", low=0.0, high=1.0),
@@ -284,9 +318,9 @@ def live_toy_model(
         raise ValueError(f"title must be a string, got {title!r}")
     colors = {
         # as supersim.plot: importance on viridis from 0.15 (least) to 0.95 (most important),
-        # W^T W on RdBu from -1 to 1
+        # W^T W on RdBu_r from -1 (blue) to 1 (red)
         "importance": _hex_colors("viridis", 0.15, 0.95, 33),
-        "gram": _hex_colors("RdBu", 0.0, 1.0, 65),
+        "gram": _hex_colors("RdBu_r", 0.0, 1.0, 65),
         "line": "#1f77b4",  # matplotlib's first colour, C0
     }
     return LiveToyModel({"options": options, "fastLr": fast, "title": title, "colors": colors})

@@ -143,8 +143,8 @@ API = {
         "n_samples": SIZE, "n_features": SIZE, "d_in": SIZE, "feature_probability": PROB,
         "n_instances": SIZE, "seed": SEED,
     }),
-    "sparsity_sweep": (ss.sparsity_sweep, lambda: dict(n=5, lowest_density=0.05), {
-        "n": SIZE, "lowest_density": [0.0, -0.1, 1.5, NAN, INF, "a"],
+    "sparsity_sweep": (ss.sparsity_sweep, lambda: dict(n=5, lowest_probability=0.05), {
+        "n": SIZE, "lowest_probability": [0.0, -0.1, 1.5, NAN, INF, "a"],
     }),
     "train": (ss.train, lambda: dict(model=_toy(), feature_probability=0.1, steps=3, batch_size=8), {
         "model": [torch.nn.Linear(2, 2), "model", _toy().double()],

@@ -67,7 +67,7 @@ def test_sweeps():
     assert torch.allclose(ss.importance_decay(3, 0.9), torch.tensor([1.0, 0.9, 0.81]))
     with pytest.raises(ValueError, match="ratio"):
         ss.importance_decay(3, 1.5)
-    with pytest.raises(ValueError, match="lowest_density"):
+    with pytest.raises(ValueError, match="lowest_probability"):
         ss.sparsity_sweep(3, 0.0)
 
 

@@ -165,7 +165,9 @@ def _plot_calls(g: torch.Generator) -> dict:
     scores, phases = torch.rand(3, 2, generator=g), torch.randint(0, 3, (3, 4), generator=g)
     imps, dens = torch.tensor([0.5, 1.0, 2.0]), torch.tensor([0.1, 0.3, 0.6, 1.0])
     return {
-        "feature_directions": lambda: plot.feature_directions(W, importance=torch.rand(5, generator=g)),
+        "feature_directions": lambda: plot.feature_directions(
+            W, importance=torch.rand(5, generator=g), arrows=True, labels=list("abcde"), learned=learned,
+        ),
         "feature_directions_grid": lambda: plot.feature_directions_grid(Ws, titles=["a", "b", "c"]),
         "wtw": lambda: plot.wtw(W, colorbar=True),
         "norm_bars": lambda: plot.norm_bars(W),
@@ -182,14 +184,12 @@ def _plot_calls(g: torch.Generator) -> dict:
         "cosine_match": lambda: plot.cosine_match(learned, W.T),
         "max_cosine_bars": lambda: plot.max_cosine_bars(learned, W.T),
         "recovery_curve": lambda: plot.recovery_curve([1, 2, 3], scores, xlabel="x"),
-        "sae_directions": lambda: plot.sae_directions(W.T, learned),
         "phase_diagram": lambda: plot.phase_diagram(phases, imps, dens),
         "closed_form_loss_curves": lambda: plot.closed_form_loss_curves(0.3),
         "dimensionality_scatter": lambda: plot.dimensionality_scatter(Ws, [1.0, 0.5, 0.1]),
         "dimensionality_histogram": lambda: plot.dimensionality_histogram(Ws),
         "cosine_histogram": lambda: plot.cosine_histogram(V),
         "line_packing_3d": lambda: plot.line_packing_3d(V),
-        "labelled_directions": lambda: plot.labelled_directions(W, colors=["C0"] * 5),
     }
 
 

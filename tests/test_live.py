@@ -203,7 +203,7 @@ def test_javascript_trainer_finds_each_regime_from_its_own_seeds(node):
 
 
 def test_live_panel_html_is_self_contained():
-    panel = ss.widgets.live_toy_model(5, 2, density=0.1, seed=3, title="a </script> title")
+    panel = ss.widgets.live_toy_model(5, 2, feature_probability=0.1, seed=3, title="a </script> title")
     page = panel._repr_html_()
     # a fresh element id per display, the same markup otherwise
     assert re.sub(r"sl-\w{8}", "ID", page) == re.sub(r"sl-\w{8}", "ID", panel.to_html())
@@ -217,7 +217,8 @@ def test_live_panel_html_is_self_contained():
     assert config["options"] == {"n": 5, "m": 2, "density": 0.1, "decay": 0.9, "lr": 1e-3,
                                  "weightDecay": 0.01, "batch": 1024, "seed": 3}
     assert config["title"] == "a </script> title"
-    assert "n=5, m=2" in repr(panel)
+    assert repr(panel) == ("<LiveToyModel 'a </script> title', n=5, m=2, feature_probability=0.1, "
+                           "importance 0.9^i, lr=0.001, seed=3>")
 
 
 def test_live_panel_colours_are_the_static_figures():
@@ -229,14 +230,23 @@ def test_live_panel_colours_are_the_static_figures():
     # the most and least important features get exactly the static figure's colours
     assert colors["importance"][-1] == static[0] and colors["importance"][0] == static[-1]
     assert len(colors["gram"]) % 2 == 1, "W^T W = 0 must have a colour of its own (the middle)"
+    # W^T W as in plot.wtw: -1 at the blue end, +1 at the red end
+    from matplotlib import colormaps
+    from matplotlib.colors import to_rgb
+
+    sign = colormaps[ss.plot._SIGN_CMAP]
+    assert colors["gram"][0] == to_hex(sign(0.0)) and colors["gram"][-1] == to_hex(sign(1.0))
+    red, blue = to_rgb(colors["gram"][-1]), to_rgb(colors["gram"][0])
+    assert red[0] > red[2] and blue[2] > blue[0], "positive must be red, negative blue"
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [({"n_features": 9}, "n_features"), ({"n_features": 2.0}, "n_features"), ({"d_hidden": 4}, "d_hidden"),
-     ({"density": 0.001}, "density"), ({"importance_decay": 0.5}, "importance_decay"),
+     ({"feature_probability": 0.001}, "feature_probability"), ({"importance_decay": 0.5}, "importance_decay"),
      ({"lr": 0.5}, "lr"), ({"fast_lr": 0}, "fast_lr"), ({"seed": -1}, "seed"),
-     ({"batch_size": 0}, "batch_size"), ({"title": 3}, "title"), ({"density": True}, "density")],
+     ({"batch_size": 0}, "batch_size"), ({"title": 3}, "title"),
+     ({"feature_probability": True}, "feature_probability")],
 )
 def test_live_panel_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):

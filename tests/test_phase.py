@@ -1,5 +1,7 @@
 """Phase diagrams: closed forms against Monte Carlo, boundaries, grids, classes, correlated data."""
 
+import inspect
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -155,8 +157,8 @@ def test_away_from_boundary_and_agreement():
 def test_phase_diagram_trains_clear_cells_deterministically():
     r, d = torch.tensor([0.1, 10.0]), torch.tensor([1.0, 0.05])
     kw = dict(n_restarts=3, steps=1500, lr=1e-2, batch_size=512, seed=3, progress=False)
-    a = phase.phase_diagram(2, 1, r, d, **kw)
-    b = phase.phase_diagram(2, 1, r, d, **kw)
+    a = phase.train_phase_diagram(2, 1, r, d, **kw)
+    b = phase.train_phase_diagram(2, 1, r, d, **kw)
     assert torch.equal(a.W, b.W) and torch.equal(a.phase, b.phase)
     assert a.W.shape == (2, 2, 1, 2) and a.all_phases.shape == (2, 2, 3)
     assert a.phase[0, 0] == 0, "a dense, unimportant extra feature should be ignored"
@@ -174,8 +176,27 @@ def test_phase_diagram_trains_clear_cells_deterministically():
     assert torch.allclose(again.view(2, 2), a.loss, rtol=0.05), (again.view(2, 2) / a.loss)
 
 
+def test_phase_diagram_repr_is_a_short_summary():
+    r, d = torch.tensor([0.1, 10.0]), torch.tensor([1.0, 0.05])
+    out = phase.train_phase_diagram(2, 1, r, d, n_restarts=2, steps=200, progress=False)
+    text = repr(out)
+    counts = torch.bincount(out.phase.flatten(), minlength=3).tolist()
+    assert text.startswith("PhaseDiagram(2 importances x 2 feature_probabilities, n=2, m=1, 2 restarts")
+    assert ", ".join(f"{c} {name}" for name, c in zip(phase.PHASES, counts, strict=True)) in text
+    assert len(text) < 160 and "tensor" not in text, text
+
+
+def test_classify_counts_a_feature_as_the_rest_of_the_package_does():
+    default = inspect.signature(phase.classify).parameters["norm_threshold"].default
+    assert default == ss.metrics.REPRESENTED_NORM
+    # just below and just above the package's threshold: ignored, then given a dimension
+    W = torch.zeros(2, 1, 2)
+    W[0, 0, 1], W[1, 0, 1] = 0.99 * default, 1.01 * default
+    assert phase.classify(W).tolist() == [0, 2]
+
+
 def test_phase_diagram_superposes_sparse_equal_features():
-    out = phase.phase_diagram(2, 1, [1.0], [0.05], n_restarts=4, steps=1500, progress=False)
+    out = phase.train_phase_diagram(2, 1, [1.0], [0.05], n_restarts=4, steps=1500, progress=False)
     assert out.phase.item() == 1, "two equally important sparse features should share the dimension"
     W = out.W[0, 0, 0]
     assert W[0] * W[1] < 0 and W.abs().min() > 0.8, f"not an antipodal pair: {W}"
@@ -184,8 +205,12 @@ def test_phase_diagram_superposes_sparse_equal_features():
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: phase.closed_form_losses(0.0, 1.0), "density"),
-        (lambda: phase.closed_form_losses(1.5, 1.0), "density"),
+        (lambda: phase.closed_form_losses(0.0, 1.0), "feature_probability"),
+        (lambda: phase.closed_form_losses(1.5, 1.0), "feature_probability"),
+        (lambda: phase.superposition_window(-0.5), "feature_probability"),
+        (lambda: phase.grid_instances([1.0], [0.5, 2.0], n_features=2), "feature_probabilities"),
+        (lambda: phase.grid_instances([1.0, 0.0], [0.5], n_features=2), "importances"),
+        (lambda: phase.away_from_boundary([1.0], [0.0]), "feature_probabilities"),
         (lambda: phase.closed_form_losses(0.5, -1.0), "importance"),
         (lambda: phase.hand_built("pentagon", 0.5), "phase"),
         (lambda: phase.closed_form_losses(0.5, 1.0, n_features=4), "n_features"),
@@ -298,8 +323,15 @@ def test_phase_figures_draw():
     fig = ss.plot.dimensionality_scatter(W, torch.tensor([1.0, 0.3, 0.1]))
     assert len(fig.axes) == 1
     plt.close(fig)
-    with pytest.raises(ValueError, match="one density per instance"):
+    with pytest.raises(ValueError, match="one feature probability per instance"):
         ss.plot.dimensionality_scatter(W, torch.tensor([1.0, 0.3]))
     fig = ss.plot.dimensionality_histogram(W)
     assert len(fig.axes) == 1
     plt.close(fig)
+    # one count per represented feature: ||W_i|| above the threshold, by default the package's
+    norms = W.norm(dim=1)
+    for kwargs, cut in (({}, ss.metrics.REPRESENTED_NORM), ({"norm_threshold": 2.0}, 2.0)):
+        fig = ss.plot.dimensionality_histogram(W, **kwargs)
+        counted = sum(p.get_height() for p in fig.axes[0].patches)
+        assert counted == (norms > cut).sum().item() > 0, (kwargs, counted)
+        plt.close(fig)

@@ -382,11 +382,11 @@ def test_recovery_figures_draw():
     learned = torch.cat([truth, random_directions(3, 2, seed=9)])
     alive = torch.tensor([True] * 5 + [False] * 3)
     for fig in (
-        ss.plot.sae_directions(truth, learned, alive=alive, title="t"),
+        ss.plot.feature_directions(truth.T, learned=learned, alive=alive, arrows=True, title="t"),
         ss.plot.cosine_match(learned, truth, alive=alive, title="t"),
         ss.plot.max_cosine_bars(learned, truth, title="t"),
         ss.plot.recovery_curve([0.1, 1.0], torch.rand(2, 3), xlabel="x", logx=True),
     ):
         assert fig.axes
-    with pytest.raises(ValueError, match=r"must be \(n, 2\)"):
-        ss.plot.sae_directions(torch.rand(5, 3), learned)
+    with pytest.raises(ValueError, match=r"learned must be \(latents, 2\)"):
+        ss.plot.feature_directions(truth.T, learned=torch.rand(5, 3))

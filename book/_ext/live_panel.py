@@ -6,7 +6,7 @@ HTML (the trainer and panel inlined, nothing to fetch) into the page at build ti
 follow the function's keyword arguments, with dashes:
 
     ```{live-toy-model}
-    :density: 0.1
+    :feature-probability: 0.1
     :seed: 1
     ```
 
@@ -39,7 +39,7 @@ class LiveToyModel(Directive):
     option_spec = {
         "n-features": directives.positive_int,
         "d-hidden": directives.positive_int,
-        "density": float,
+        "feature-probability": float,
         "importance-decay": float,
         "lr": float,
         "fast-lr": float,

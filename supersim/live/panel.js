@@ -99,7 +99,7 @@
 
     var views = el("div", { style: "display:flex;flex-wrap:wrap" }, rootEl);
     var dirs = canvas(views, 150, 150, "directions W_i (bright: important)");
-    var gram = canvas(views, 150, 150, "W\u1d40W (blue +, red \u2212)");
+    var gram = canvas(views, 150, 150, "W\u1d40W (red +, blue \u2212)");
     var dims = canvas(views, 150, 150, "dimensionality D_i");
     var curve = canvas(views, 180, 150, "loss (log scale) by step");
 
@@ -201,7 +201,7 @@
         for (var j = 0; j < n; j++) {
           var v = 0;
           for (var k = 0; k < o.m; k++) v += W[k * n + i] * W[k * n + j];
-          c.fillStyle = lutColor(colors.gram, (v + 1) / 2); // RdBu from -1 to 1, as supersim.plot.wtw
+          c.fillStyle = lutColor(colors.gram, (v + 1) / 2); // RdBu_r from -1 to 1, as supersim.plot.wtw
           c.fillRect(off + j * cell, i * cell, cell, cell);
         }
       }
