@@ -60,7 +60,10 @@ def _numbered_chapters() -> list[tuple[int, list[str]]]:
 
 CAPTION_NUMBER = re.compile(r'<span class="caption-number">(Fig\.|Table) ([\d.]+) </span>')
 EQUATION_NUMBER = re.compile(r'<span class="eqno">\(([\d.]+)\)')
-TITLE_NUMBER = re.compile(r'<h1>(?:<span class="section-number">([\d.]+) </span>)?')
+# the page's title heading (the one with a permalink; the page header repeats the bare title)
+TITLE_NUMBER = re.compile(
+    r'<h1>(?:<span class="section-number">([\d.]+) </span>)?(?:(?!</h1>).)*?<a class="headerlink"'
+)
 
 
 @pytest.mark.slow
