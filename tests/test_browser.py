@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import importlib.util
 import os
 import pathlib
 import shutil
@@ -40,11 +41,18 @@ CHROMIUM_ARGS = [
 pytestmark = pytest.mark.slow
 
 
-def _pages() -> list[str]:
+def _entries(entries: list[dict]) -> list[str]:
+    """The files of a _toc.yml list of chapters, each followed by its sections."""
+    return [f for e in entries for f in [e["file"], *_entries(e.get("sections", []))]]
+
+
+def _pages(captions: tuple[str, ...] | None = None) -> list[str]:
+    """Every page of the book, or only those of the parts with these captions (no root)."""
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
+    files = [] if captions else [toc["root"]]
     for part in toc.get("parts", []):
-        files += [c["file"] for c in part["chapters"]]
+        if captions is None or part["caption"] in captions:
+            files += _entries(part["chapters"])
     return files
 
 
@@ -275,3 +283,62 @@ def test_live_panel_trains_in_the_page(browser, server, doc):
 
 def _norms(W: list[list[float]]) -> list[float]:
     return [sum(row[i] ** 2 for row in W) ** 0.5 for i in range(len(W[0]))]
+
+
+# ---- code fits the column: nothing scrolls sideways at a 1280-pixel-wide window -------------
+
+# the longest code line a chapter may have (tools/fit_code.py formats to it; test_style checks)
+_spec = importlib.util.spec_from_file_location("fit_code", ROOT / "tools" / "fit_code.py")
+_fit_code = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_fit_code)
+CODE_LINE_LENGTH = _fit_code.LINE_LENGTH
+
+# Every visible <pre> in the article, hidden code inputs opened first (a reader can open them):
+# where it is (code input, output, or a code block in the text), whether its lines wrap, how
+# far it scrolls sideways, how many characters a line of it can hold, and its first line.
+MEASURE_CODE = """() => {
+  document.querySelectorAll('article details').forEach(d => { d.open = true; });
+  return [...document.querySelectorAll('article pre')]
+    .filter(pre => pre.getClientRects().length && pre.innerText.trim())
+    .map(pre => {
+      const style = getComputedStyle(pre);
+      const probe = document.createElement('span');
+      probe.textContent = 'x'.repeat(100);
+      pre.appendChild(probe);
+      const char = probe.getBoundingClientRect().width / 100;
+      probe.remove();
+      const inner = pre.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+      return {
+        where: pre.closest('.cell_input') ? 'input' : pre.closest('.cell_output') ? 'output' : 'text',
+        wraps: !['pre', 'nowrap'].includes(style.whiteSpace),
+        scroll: pre.scrollWidth - pre.clientWidth,
+        holds: Math.floor(inner / char + 1e-6),
+        first: pre.innerText.split('\\n')[0].slice(0, 70),
+      };
+    });
+}"""
+
+
+@pytest.mark.parametrize("doc", _pages(("Chapters", "Open questions")))
+def test_code_blocks_fit_at_1280_pixels(browser, server, doc):
+    """No code block scrolls sideways: code inputs fit as lines, outputs wrap as in Jupyter.
+
+    Inputs are held to CODE_LINE_LENGTH characters (test_style.py), and every input block
+    must hold that many; outputs (printed numbers, package listings from show_source) wrap
+    their long lines instead of scrolling. The window is 1280 pixels wide (see `_open`).
+    """
+    page, errors, _ = _open(browser, f"{server}/{doc}.html")
+    try:
+        blocks = page.evaluate(MEASURE_CODE)
+        if (ROOT / f"{doc}.ipynb").exists():
+            assert any(b["where"] == "input" for b in blocks), f"{doc}: no code cells measured"
+        scrolling = [f"{b['where']} block starting {b['first']!r} scrolls by {b['scroll']} px"
+                     for b in blocks if b["scroll"] > 0]
+        assert not scrolling, f"{doc}: code blocks that scroll sideways:\n" + "\n".join(scrolling)
+        narrow = [f"{b['first']!r} holds {b['holds']}" for b in blocks
+                  if b["where"] == "input" and b["holds"] < CODE_LINE_LENGTH]
+        assert not narrow, f"{doc}: code cells narrower than {CODE_LINE_LENGTH} characters: {narrow}"
+        wrapped = [b["first"] for b in blocks if b["where"] == "input" and b["wraps"]]
+        assert not wrapped, f"{doc}: code inputs must keep their lines, not wrap: {wrapped}"
+    finally:
+        page.close()

@@ -77,7 +77,7 @@ def test_every_notebook_starts_with_the_colab_cell():
     assert f'"git+{url}"' in cell, "the Colab cell must install from the repository in _config.yml"
     # the variant for a chapter that needs the `real` extra: the documented lines, inserted
     # after the install line
-    install = next(line for line in cell.splitlines() if "pip" in line) + "\n"
+    install = next(line for line in cell.splitlines() if "subprocess.run" in line) + "\n"
     with_extra = cell.replace(install, install + _colab_cell(2).strip("\n") + "\n")
     assert with_extra != cell
     for nb in NOTEBOOKS:
