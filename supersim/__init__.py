@@ -4,9 +4,11 @@ The helper package of the supersim book. Each module follows one concern of the 
 data (sparse features), models (toy models), train (one batched loop), metrics, plot, widgets.
 """
 
+from ._fast import loss_and_grads
 from .data import (
     finite_sampler,
     importance_decay,
+    per_instance_feature,
     sample_correlated_features,
     sample_features,
     sparsity_sweep,
@@ -37,7 +39,14 @@ from .sae import (
     sparse_synthetic,
     train_sae,
 )
-from .train import best_of_restarts, evaluate, train
+from .training import (
+    best_of_restarts,
+    evaluate,
+    paired_loss,
+    reconstruction_loss,
+    stratified_loss,
+    train,
+)
 
 __version__ = "0.1.0"
 
@@ -58,16 +67,21 @@ __all__ = [
     "ista",
     "jl_dimension",
     "learn_dictionary",
+    "loss_and_grads",
     "max_cosine",
     "mmcs",
     "n_represented",
     "pack",
+    "paired_loss",
+    "per_instance_feature",
     "random_unit_vectors",
+    "reconstruction_loss",
     "resolve_device",
     "sample_correlated_features",
     "sample_features",
     "sparse_synthetic",
     "sparsity_sweep",
+    "stratified_loss",
     "superposition",
     "train",
     "train_sae",

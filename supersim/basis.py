@@ -20,8 +20,8 @@ import numbers
 
 import torch
 
+from . import _util
 from .data import _check_size
-from .train import _num_threads
 
 _EPS = 1e-12
 
@@ -39,15 +39,15 @@ def _gen(seed) -> torch.Generator:
 # --- chapter 1: directions, embedding and reading back ---------------------------------------
 
 
-def exactly_active(batch: int, k: int, n_active: int, *, seed: int = 0) -> torch.Tensor:
-    """(batch, k) feature values with exactly `n_active` features at 1 per row, chosen at random."""
-    batch, k = _check_size(batch, "batch"), _check_size(k, "k")
+def exactly_active(batch_size: int, k: int, n_active: int, *, seed: int = 0) -> torch.Tensor:
+    """(batch_size, k) feature values with exactly `n_active` features at 1 per row, at random."""
+    batch_size, k = _check_size(batch_size, "batch_size"), _check_size(k, "k")
     integral = isinstance(n_active, numbers.Integral) and not isinstance(n_active, bool)
     if not integral or not 0 <= n_active <= k:
         raise ValueError(f"n_active must be an integer in [0, k={k}], got {n_active!r}")
     # a random permutation of the features per row; the first n_active are switched on
-    order = torch.rand(batch, k, generator=_gen(seed)).argsort(dim=1)
-    x = torch.zeros(batch, k, dtype=torch.float64)
+    order = torch.rand(batch_size, k, generator=_gen(seed)).argsort(dim=1)
+    x = torch.zeros(batch_size, k, dtype=torch.float64)
     return x.scatter_(1, order[:, :n_active], 1.0)
 
 
@@ -200,8 +200,8 @@ def kurtosis_rotation(H, k: int, *, steps: int = 200, seed: int = 0) -> torch.Te
     P = evecs[:, -k:].flip(1)  # (n, k) top principal directions
     Z = Hc @ P / evals[-k:].flip(0).clamp_min(_EPS).sqrt()  # (batch, k) whitened
     W = torch.linalg.qr(torch.randn(k, k, generator=_gen(seed), dtype=torch.float64))[0]
-    # hundreds of tiny matmuls: one thread avoids synchronisation that dominates on a busy CPU
-    with _num_threads(1):
+    # hundreds of small matmuls of (batch, k) by (k, k): usually one thread (_util.threads_for)
+    with _util.num_threads(_util.threads_for(Z.shape[0] * k * k)):
         for _ in range(steps):
             Y = Z @ W.T  # (batch, k)
             W = (Y.pow(3).T @ Z) / Z.shape[0] - 3 * W  # fixed point of the kurtosis contrast

@@ -214,8 +214,9 @@ def pack(
     run together as a leading axis; the one with the lowest coherence is returned (default: 16
     for small problems, down to 1 for large ones). Same seed, same result.
 
-    On a CPU it uses `threads` threads (default 1): even k = 1000, n = 100 takes seconds on
-    one, and a second thread can make it several times slower when the cores are shared.
+    On a CPU it uses at most `threads` threads (default 1), and one for small problems
+    (`_util.threads_for`): even k = 1000, n = 100 takes seconds on one thread, and a second
+    can make it several times slower when the cores are shared.
     """
     k, n = _check_k_n(k, n)
     steps = _check_size(steps, "steps")
@@ -238,7 +239,8 @@ def pack(
     V = random_unit_vectors(k, n, batch=restarts, seed=seed, device=device)  # (R, k, n)
     m, v = torch.zeros_like(V), V.new_zeros(restarts, 1, 1)  # Adam's moments
     b1, b2 = 0.9, 0.999
-    with _util.num_threads(threads if device.type == "cpu" else None):
+    work = restarts * k * k * n  # the (k, k) cosines of every restart, per step
+    with _util.num_threads(_util.threads_for(work, threads) if device.type == "cpu" else None):
         for step in range(steps):
             frac = step / max(steps - 1, 1)
             rate = lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
