@@ -28,7 +28,7 @@ import supersim as ss
 from supersim import plot
 
 matplotlib.use("Agg")
-TRAINING = sys.modules["supersim.train"]  # the module (ss.train is the function)
+FAST = sys.modules["supersim._fast"]  # the fast path of ss.train
 
 
 @pytest.fixture
@@ -103,9 +103,9 @@ def test_a_broken_fused_adamw_falls_back_to_the_plain_update(monkeypatch):
         raise TypeError("_fused_adamw_() got an unexpected keyword argument 'beta1'")
 
     monkeypatch.setattr(torch, "_fused_adamw_", broken)
-    monkeypatch.setattr(TRAINING, "_FUSED", {})  # forget the cached probe
+    monkeypatch.setattr(FAST, "_FUSED", {})  # forget the cached probe
     plain_model, plain_history = reference()
-    assert TRAINING._FUSED == {"cpu": False}
+    assert FAST._FUSED == {"cpu": False}
     # the same update written out: equal up to float rounding
     assert torch.allclose(plain_history, fused_history, rtol=1e-4, atol=1e-6)
     assert torch.allclose(plain_model.W, fused_model.W, atol=1e-4)
