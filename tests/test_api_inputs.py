@@ -85,7 +85,8 @@ API = {
     "dimensions_per_feature": (ss.dimensions_per_feature, lambda: dict(W=_W()), {"W": W_BAD}),
     "feature_dimensionality": (ss.feature_dimensionality, lambda: dict(W=_W()), {"W": W_BAD}),
     "feature_norms": (ss.feature_norms, lambda: dict(W=_W()), {"W": W_BAD}),
-    "stratified_loss": (ss.stratified_loss, lambda: dict(model=_toy(), feature_probability=0.1, batch_size=64), {
+    "stratified_loss": (ss.stratified_loss, lambda: dict(
+        model=_toy(), feature_probability=0.1, batch_size=64), {
         "model": [ss.AbsModel(2, 2), ss.ToyModel(13, 2), "model"],  # 13 features: 2^13 sets
         "feature_probability": PROB + [torch.ones(3)], "importance": [-1.0, NAN, INF, "a"],
         "batch_size": SIZE, "seed": SEED,
@@ -104,7 +105,8 @@ API = {
         "learned": V_BAD, "truth": V_BAD + [torch.ones(2, 4)], "threshold": PROB,
         "absolute": FLAG,
     }),
-    "loss_and_grads": (ss.loss_and_grads, lambda: dict(model=_toy(), x=_batch(), importance=torch.ones(2, 5)), {
+    "loss_and_grads": (ss.loss_and_grads, lambda: dict(
+        model=_toy(), x=_batch(), importance=torch.ones(2, 5)), {
         "model": [torch.nn.Linear(2, 2), "model", type("Sub", (ss.ToyModel,), {})(5, 2, 2)],
         "x": [torch.zeros(2, 4, 6), torch.zeros(4, 5), "x"],
         "importance": [torch.ones(5), torch.ones(3, 5), 1.0],
@@ -131,7 +133,8 @@ API = {
         "h": [torch.zeros(0, 4), torch.full((3, 4), NAN), torch.ones(3), "h"], "n_atoms": SIZE,
         "l1_coeff": NONNEG, "iters": SIZE, "ista_steps": SIZE, "nonneg": FLAG, "seed": SEED,
     }),
-    "paired_loss": (ss.paired_loss, lambda: dict(model=_toy(), feature_probability=0.1, batch_size=64), {
+    "paired_loss": (ss.paired_loss, lambda: dict(
+        model=_toy(), feature_probability=0.1, batch_size=64), {
         "model": [torch.nn.Linear(2, 2), "model"], "feature_probability": PROB + [torch.ones(3)],
         "importance": [-1.0, NAN, INF, "a"], "batch_size": SIZE, "seed": SEED,
     }),
