@@ -138,7 +138,8 @@ class ToyModel(BatchedModel):
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         """x' = ReLU(W^T h + b) (no ReLU if linear): (I, B, H) -> (I, B, F)."""
-        out = torch.baddbmm(self.b.unsqueeze(1), h, self.W)  # (I, B, H) @ (I, H, F)
+        # b + h @ W: (I, B, H) @ (I, H, F) -> (I, B, F)
+        out = torch.baddbmm(self.b.unsqueeze(1), h, self.W)
         return torch.relu(out) if self.activation == "relu" else out
 
     def extra_repr(self) -> str:
@@ -179,4 +180,5 @@ class AbsModel(BatchedModel):
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         """y = ReLU(W2 h + b): (I, B, H) -> (I, B, F)."""
-        return torch.relu(torch.baddbmm(self.b.unsqueeze(1), h, self.W2.transpose(1, 2)))
+        out = torch.baddbmm(self.b.unsqueeze(1), h, self.W2.transpose(1, 2))
+        return torch.relu(out)

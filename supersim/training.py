@@ -32,14 +32,16 @@ SCHEDULES = ("constant", "cosine")
 def reconstruction_loss(
     model: BatchedModel, x: torch.Tensor, importance: torch.Tensor
 ) -> torch.Tensor:
-    """Per-instance loss (I,): importance-weighted squared error, mean over batch and features.
+    """Per-instance loss (I,): importance-weighted squared error, averaged
+    over batch and features.
 
-    x is a batch (I, B, F) and importance is (I, F); the model's output is compared with its
-    `target` (x itself for `ToyModel`, |x| for `AbsModel`).
+    x is a batch (I, B, F) and importance is (I, F); the output is compared
+    with the model's `target` (x for `ToyModel`, |x| for `AbsModel`).
     """
     _util.check_batch(model, x, importance)
     out = model.decode(model.encode(x))  # (I, B, F)
-    return (importance.unsqueeze(1) * (out - model.target(x)).square()).mean(dim=(1, 2))
+    err = (out - model.target(x)).square()  # (I, B, F)
+    return (importance.unsqueeze(1) * err).mean(dim=(1, 2))
 
 
 def train(
@@ -61,47 +63,52 @@ def train(
     snapshots: list | None = None,
     fast: bool = True,
 ) -> torch.Tensor:
-    """Train `model` in place on sparse features; return the (steps, instances) loss history.
+    """Train `model` in place on sparse features; return the loss history,
+    (steps, instances).
 
-    `feature_probability` (1 - S) and `importance` broadcast to (instances, features), e.g. a
-    (instances, 1) column of probabilities for a sparsity sweep. Same seed, same result,
-    whatever `threads` (the most CPU threads to use; `None` means torch's setting, usually the
-    number of cores). `schedule` is "constant" or "cosine" (decay to 0), after `warmup` steps
-    of linear ramp from 0. `progress=None` shows a bar unless SUPERSIM_PROGRESS=0 is set.
+    `feature_probability` (1 - S) and `importance` broadcast to (instances,
+    features), e.g. an (instances, 1) column for a sparsity sweep. Same
+    seed, same result, whatever `threads` (the most CPU threads to use;
+    None: torch's setting). `schedule` is "constant" or "cosine" (decay to
+    0), after `warmup` steps of linear ramp from 0. `progress=None` shows a
+    bar unless the environment sets SUPERSIM_PROGRESS=0.
 
     Other data: instead of `feature_probability`, pass `sampler`, called as
-    `sampler(batch_size, generator)` once per step; it returns the batch as a (batch_size,
-    instances, features) tensor, like `data.sample_features`, and `generator` is a
-    `torch.Generator` seeded from `seed` for any random draws it makes (e.g.
-    `data.finite_sampler` for a fixed training set). Loss and optimiser are the same.
+    `sampler(batch_size, generator)` once per step; it returns the batch as
+    a (batch_size, instances, features) tensor like `sample_features`, and
+    `generator` is a `torch.Generator` seeded from `seed` for its draws
+    (e.g. `data.finite_sampler` for a fixed training set).
 
-    Snapshots: with `snapshot_every=k`, a copy of every parameter, `{name: tensor}` on the
-    CPU, is appended to the list `snapshots` after steps k, 2k, ... (counted from 1), as a
-    pair `(step, params)`. The numbers are the same as without snapshots.
+    Snapshots: with `snapshot_every=k`, `(step, {name: tensor on the CPU})`
+    is appended to the list `snapshots` after steps k, 2k, ... (counted
+    from 1). The numbers are the same as without snapshots.
 
-    `fast=False` runs the plain loop below even for a `ToyModel` or `AbsModel` (on the same
-    batches; slower, and equal to the fast path up to float rounding). Any other module trains
-    through the plain loop; `supersim.models` says what it must provide.
+    `ToyModel` and `AbsModel` take the same steps in `supersim/_fast.py`,
+    several times faster; `fast=False` runs the loop below for them too (on
+    the same batches; equal up to float rounding). Any other module trains
+    through this loop: `supersim.models` says what it must provide.
     """
-    run = _Run(model, feature_probability, importance, steps, batch_size, lr, weight_decay,
-               schedule, seed, progress, threads, warmup, sampler, snapshot_every, snapshots,
-               fast)
+    run = _Run(model, feature_probability, importance, steps, batch_size,
+               lr, weight_decay, schedule, seed, progress, threads, warmup,
+               sampler, snapshot_every, snapshots, fast)
     with run:  # closes the progress bar however the loop ends
-        if fast and type(model) in (ToyModel, AbsModel):  # not subclasses: they may differ
-            return _fast.train(run)  # the same steps, without autograd's overhead
-        batches = run.batches()  # a callable: each call gives the next batch x, (I, B, F)
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        if fast and type(model) in (ToyModel, AbsModel):  # not subclasses
+            return _fast.train(run)  # the same steps, hand-written gradients
+        batches = run.batches()  # each call: the next batch x, (I, B, F)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr,
+                                weight_decay=weight_decay)
         with _util.num_threads(run.threads_plain):
             for k in range(steps):
                 for group in opt.param_groups:
-                    group["lr"] = run.lr_at(k)  # warmup, then constant or cosine
-                loss = reconstruction_loss(model, batches(), run.importance)  # (I,)
+                    group["lr"] = run.lr_at(k)  # warmup, constant or cosine
+                loss = reconstruction_loss(model, batches(), run.importance)
                 opt.zero_grad(set_to_none=True)
-                loss.sum().backward()  # instances share no parameter: each gets its own gradient
+                # instances share no parameter: each gets its own gradient
+                loss.sum().backward()
                 opt.step()
-                run.history[k] = loss.detach()
+                run.history[k] = loss.detach()  # (I,)
                 run.after_step(k)  # progress bar and snapshots
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=True)  # leave no gradients behind
         return run.history.cpu()
 
 
