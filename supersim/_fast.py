@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -31,6 +32,9 @@ import torch.nn.functional as F
 
 from . import _util
 from .models import AbsModel, ToyModel
+
+if TYPE_CHECKING:
+    from . import training
 
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch's AdamW defaults, as in the paper's notebook
 
@@ -404,7 +408,7 @@ def _run(groups: list[list], steps: int, lr_at, on_step, prefetch: bool, feed=No
         raise errors[0]
 
 
-def train(run) -> torch.Tensor:
+def train(run: training._Run) -> torch.Tensor:
     """Run the checked training `run` (a `training._Run`) of a ToyModel or AbsModel.
 
     Fills `run.history` (steps, I) with each step's loss and returns it on the CPU.

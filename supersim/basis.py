@@ -21,6 +21,7 @@ import numbers
 import torch
 
 from . import _util
+from ._util import Array
 from .data import _check_size
 
 _EPS = 1e-12
@@ -61,14 +62,14 @@ def _check_pair(x: torch.Tensor, V: torch.Tensor, x_name: str, axis: int) -> Non
         )
 
 
-def embed(x, V) -> torch.Tensor:
+def embed(x: Array, V: Array) -> torch.Tensor:
     """The linear representation h = sum_i x_i w_i: (..., k) values, (k, n) rows -> (..., n)."""
     x, V = _t(x), _t(V)
     _check_pair(x, V, "x", 0)
     return x @ V
 
 
-def read_back(h, V, *, relu: bool = False, bias: float = 0.0) -> torch.Tensor:
+def read_back(h: Array, V: Array, *, relu: bool = False, bias: float = 0.0) -> torch.Tensor:
     """Each feature's read-out h . w_j (+ bias, through a ReLU if `relu`): (..., n) -> (..., k)."""
     h, V = _t(h), _t(V)
     _check_pair(h, V, "h", 1)
@@ -76,7 +77,7 @@ def read_back(h, V, *, relu: bool = False, bias: float = 0.0) -> torch.Tensor:
     return torch.relu(out) if relu else out
 
 
-def readback_errors(x, V, *, relu: bool = False, bias: float = 0.0) -> torch.Tensor:
+def readback_errors(x: Array, V: Array, *, relu: bool = False, bias: float = 0.0) -> torch.Tensor:
     """Read-out minus true value for every feature, (..., k): zero when nothing interferes."""
     x = _t(x)
     return read_back(embed(x, V), V, relu=relu, bias=bias) - x
@@ -115,7 +116,7 @@ def rotation_2d(theta: float) -> torch.Tensor:
     return torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
 
 
-def excess_kurtosis(a, dim: int = 0) -> torch.Tensor:
+def excess_kurtosis(a: Array, dim: int = 0) -> torch.Tensor:
     """E[(a - mean)^4] / var^2 - 3 along `dim`: 0 for a Gaussian, large for a sparse, spiky signal.
 
     NaN where the values are constant (no spread, so no shape to measure).
@@ -127,7 +128,7 @@ def excess_kurtosis(a, dim: int = 0) -> torch.Tensor:
     return torch.where(var > _EPS, k - 3, torch.full_like(k, float("nan")))
 
 
-def axis_share(a, dim: int = -1) -> torch.Tensor:
+def axis_share(a: Array, dim: int = -1) -> torch.Tensor:
     """max_k a_k^2 / sum_k a_k^2 along `dim`: 1 for a vector on one axis, 1/n when spread evenly.
 
     On a (neurons, features) weight matrix, dim=0 says how much of each feature sits on its
@@ -139,7 +140,7 @@ def axis_share(a, dim: int = -1) -> torch.Tensor:
     return torch.where(total > _EPS, sq.amax(dim) / total.clamp_min(_EPS), torch.zeros_like(total))
 
 
-def features_per_neuron(responses, threshold: float = 0.1) -> torch.Tensor:
+def features_per_neuron(responses: Array, threshold: float = 0.1) -> torch.Tensor:
     """How many features make each unit fire above `threshold`, from a (units, features) table.
 
     `responses[u, i]` is unit u's activation when feature i alone is on: 1 feature per unit is
@@ -153,7 +154,7 @@ def features_per_neuron(responses, threshold: float = 0.1) -> torch.Tensor:
     return (r > threshold).sum(dim=1)
 
 
-def procrustes(A, B) -> torch.Tensor:
+def procrustes(A: Array, B: Array) -> torch.Tensor:
     """The orthogonal map Q minimising ||A Q - B||_F: A is (batch, n), B is (batch, k), Q is (n, k).
 
     Q = U V^T from the SVD of A^T B. For k <= n its columns are orthonormal (an isometry into
@@ -170,7 +171,7 @@ def procrustes(A, B) -> torch.Tensor:
     return U @ Vh
 
 
-def relative_error(estimate, target) -> float:
+def relative_error(estimate: Array, target: Array) -> float:
     """||estimate - target||_F / ||target||_F."""
     estimate, target = _t(estimate), _t(target)
     if estimate.shape != target.shape:
@@ -180,7 +181,7 @@ def relative_error(estimate, target) -> float:
     return float((estimate - target).norm() / target.norm().clamp_min(_EPS))
 
 
-def kurtosis_rotation(H, k: int, *, steps: int = 200, seed: int = 0) -> torch.Tensor:
+def kurtosis_rotation(H: Array, k: int, *, steps: int = 200, seed: int = 0) -> torch.Tensor:
     """An (n, k) map with orthonormal columns whose outputs are as spiky (kurtotic) as possible.
 
     Finds sparse features without labels, as independent component analysis does: keep the top-k
@@ -210,7 +211,7 @@ def kurtosis_rotation(H, k: int, *, steps: int = 200, seed: int = 0) -> torch.Te
     return P @ W.T
 
 
-def abs_correlation(A, B) -> torch.Tensor:
+def abs_correlation(A: Array, B: Array) -> torch.Tensor:
     """Absolute Pearson correlation between every column of A (batch, a) and of B (batch, b): (a, b)."""
     A, B = _t(A), _t(B)
     if A.dim() != 2 or B.dim() != 2 or A.shape[0] != B.shape[0]:

@@ -21,6 +21,7 @@ import numbers
 import torch
 
 from . import _util
+from ._util import Array
 from ._util import generator as _generator
 from ._util import size as _check_size
 from .models import resolve_device
@@ -65,7 +66,13 @@ def _rows(V) -> torch.Tensor:
 
 
 def random_unit_vectors(
-    k: int, n: int, *, batch: int | None = None, seed: int = 0, dtype=torch.float32, device=None
+    k: int,
+    n: int,
+    *,
+    batch: int | None = None,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """k unit vectors drawn uniformly from the sphere in R^n: (k, n), or (batch, k, n)."""
     k, n = _check_k_n(k, n)
@@ -78,7 +85,7 @@ def random_unit_vectors(
     return (X / X.norm(dim=-1, keepdim=True)).to(dtype=dtype, device=device)
 
 
-def cosine_matrix(V) -> torch.Tensor:
+def cosine_matrix(V: Array) -> torch.Tensor:
     """Cosines between the rows of V, (k, n) -> (k, k) (or batched); rows need not be unit."""
     V = _rows(V)
     norms = V.norm(dim=-1, keepdim=True)
@@ -88,7 +95,7 @@ def cosine_matrix(V) -> torch.Tensor:
     return U @ U.transpose(-1, -2)
 
 
-def coherence(V, *, one_sided: bool = False):
+def coherence(V: Array, *, one_sided: bool = False) -> torch.Tensor:
     """The coherence of V: the largest absolute cosine between two distinct rows.
 
     A float for a (k, n) V, a (batch,) tensor for a (batch, k, n) one; 0 for a single vector
@@ -198,7 +205,7 @@ def pack(
     lr: float = 0.05,
     beta: tuple[float, float] = (4.0, 2000.0),
     seed: int = 0,
-    device=None,
+    device: torch.device | str | None = None,
     threads: int = 1,
     one_sided: bool = False,
 ) -> torch.Tensor:
