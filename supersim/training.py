@@ -8,8 +8,8 @@ gradient depends on another's. Chapter 4 explains the loss and shows this loop.
 
 `train` runs the plain loop below for any model. For `ToyModel` and `AbsModel` it runs the
 same steps in `supersim/_fast.py` instead, with hand-written gradients, several worker threads
-and random numbers drawn ahead: 3-9 times faster, the same numbers to float rounding
-(`tests/test_train.py` trains both ways and compares them).
+and random numbers drawn ahead: the same numbers to float rounding (`tests/test_train.py`
+trains both ways and compares them), several times faster (`benchmarks/bench_train.py`).
 
 Shapes: B = batch, I = instances, F = features, H = hidden.
 """
