@@ -242,3 +242,26 @@ def test_the_chapters_kernels_claim_a_gpu():
     )])
     nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
     assert nb.cells[0].outputs[0]["text"].strip() == "True cpu"
+
+
+def test_one_rule_for_threads(monkeypatch):
+    from supersim import _util
+
+    assert _util.threads_for(_util.THREAD_WORK - 1) == 1
+    assert _util.threads_for(_util.THREAD_WORK - 1, 4) == 1, "a cap does not force threads"
+    assert _util.threads_for(_util.THREAD_WORK, 3) == 3
+    assert _util.threads_for(_util.THREAD_WORK) == torch.get_num_threads()
+    # the modules ask the rule: a tiny plain-loop training and a tiny ista run on one thread
+    asked = []
+    real = _util.threads_for
+
+    def spy(work, most=None):
+        asked.append(real(work, most))
+        return asked[-1]
+
+    monkeypatch.setattr(_util, "threads_for", spy)
+    ss.train(ss.ToyModel(5, 2, 2), feature_probability=0.5, steps=2, batch_size=8,
+             progress=False, fast=False)
+    acts, dirs, _ = ss.sparse_synthetic(16, 4, 3, feature_probability=0.3)
+    ss.sae.ista(acts, dirs, 0.1, steps=2)
+    assert asked == [1, 1], asked
