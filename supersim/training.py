@@ -36,7 +36,7 @@ def reconstruction_loss(
     over batch and features.
 
     x is a batch (I, B, F) and importance is (I, F); the output is compared
-    with the model's `target` (x for `ToyModel`, |x| for `AbsModel`).
+    with the model's `target` (x for `ToyModel`, abs(x) for `AbsModel`).
     """
     _util.check_batch(model, x, importance)
     out = model.decode(model.encode(x))  # (I, B, F)
