@@ -27,12 +27,11 @@ from nbclient import NotebookClient
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # Run first in the kernel: the trainer takes its fast path only for these exact classes, so
-# swapping in stand-ins sends every model through the autograd loop. The module comes from
-# sys.modules because `supersim.train` as an attribute is the function, not the module.
-# `phase.train_with_sampler` goes through `supersim.train` too, so it follows.
+# swapping in stand-ins sends every model through the plain autograd loop of
+# `supersim/training.py` (what `train(..., fast=False)` runs). `phase.train_with_sampler`
+# goes through `supersim.train` too, so it follows.
 FORCE_AUTOGRAD = """\
-import sys, supersim
-_t = sys.modules["supersim.train"]
+import supersim.training as _t
 _t.ToyModel, _t.AbsModel = type("NotToyModel", (), {}), type("NotAbsModel", (), {})
 """
 
@@ -40,9 +39,9 @@ _t.ToyModel, _t.AbsModel = type("NotToyModel", (), {}), type("NotAbsModel", (), 
 def run(name: str, plain: bool) -> tuple[float, int]:
     """Seconds to execute the chapter, and how many of its cells raised.
 
-    The plain loop draws other random numbers than the fast trainer (one stream for all
-    instances instead of one per chunk), so it lands on other local optima and a chapter's
-    asserts, written for the fast trainer's seeds, can fail; the run goes on and counts them.
+    The plain loop trains on the same batches as the fast trainer, but its float rounding
+    differs, so a long run can land on another local optimum and a chapter's asserts, written
+    for the fast trainer, can fail; the run goes on and counts them.
     """
     nb = nbformat.read(ROOT / "book" / f"{name}.ipynb", as_version=4)
     if plain:

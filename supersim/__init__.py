@@ -9,8 +9,10 @@ chapter that teaches it is in the module's docstring.
 - `geometry`: how many almost-orthogonal directions fit in R^n: cosines, bounds, packings
   (chapter 3).
 - `models`: the toy models `ToyModel` and `AbsModel`, batched over instances.
-- `train`: the training loop (AdamW over all instances at once), `evaluate`,
-  `best_of_restarts`.
+- `training`: the loss, the training loop (AdamW over all instances at once), `evaluate`,
+  `best_of_restarts` and the exact evaluators `stratified_loss` and `paired_loss`.
+- `_fast`: the same training, fast: hand-written gradients, a cache-sized layout and worker
+  threads (private; `training.train` hands it the book's models).
 - `metrics`: what trained weights say: feature norms, superposition, dimensionality, and
   `REPRESENTED_NORM`, the norm above which a feature counts as represented.
 - `phase`: phase diagrams: closed-form losses and boundaries, and trained grids (chapter 4b).
@@ -29,9 +31,11 @@ chapter that teaches it is in the module's docstring.
   threads, progress bars).
 """
 
+from ._fast import loss_and_grads
 from .data import (
     finite_sampler,
     importance_decay,
+    per_instance_feature,
     sample_correlated_features,
     sample_features,
     sparsity_sweep,
@@ -62,7 +66,14 @@ from .sae import (
     sparse_synthetic,
     train_sae,
 )
-from .train import best_of_restarts, evaluate, train
+from .training import (
+    best_of_restarts,
+    evaluate,
+    paired_loss,
+    reconstruction_loss,
+    stratified_loss,
+    train,
+)
 
 __version__ = "0.1.0"
 
@@ -83,16 +94,21 @@ __all__ = [
     "ista",
     "jl_dimension",
     "learn_dictionary",
+    "loss_and_grads",
     "max_cosine",
     "mmcs",
     "n_represented",
     "pack",
+    "paired_loss",
+    "per_instance_feature",
     "random_unit_vectors",
+    "reconstruction_loss",
     "resolve_device",
     "sample_correlated_features",
     "sample_features",
     "sparse_synthetic",
     "sparsity_sweep",
+    "stratified_loss",
     "superposition",
     "train",
     "train_sae",

@@ -23,6 +23,7 @@ import threading
 import numpy as np
 import torch
 
+Array = torch.Tensor | np.ndarray  # what public functions accept where they take numbers
 # Seeds go to torch.Generator.manual_seed, which takes 64-bit unsigned values.
 _SEED_MAX = 2**63 - 1
 
@@ -115,14 +116,27 @@ def device(value=None) -> torch.device:
 
 
 def model_of(value, name: str = "model"):
-    """A supersim toy model (anything with `n_instances`, `n_features`, `_forward`, `target`)."""
-    need = ("n_instances", "n_features", "_forward", "target")
+    """A trainable toy model: an nn.Module with `n_instances`, `n_features`, `signed_inputs`,
+    `encode`, `decode` and `target` (see `supersim.models`)."""
+    need = ("n_instances", "n_features", "signed_inputs", "encode", "decode", "target")
     if not isinstance(value, torch.nn.Module) or not all(hasattr(value, a) for a in need):
         raise ValueError(
             f"{name} must be a supersim model (ToyModel, AbsModel or a subclass),"
             f" got {type(value).__name__}"
         )
     return value
+
+
+def check_batch(model, x, importance) -> None:
+    """Check a batch x (I, B, F) and an importance (I, F) against `model` (checked first)."""
+    model_of(model)
+    want = (model.n_instances, model.n_features)
+    if not isinstance(x, torch.Tensor) or x.dim() != 3 or (x.shape[0], x.shape[2]) != want:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must be a tensor of shape ({want[0]}, batch, {want[1]}), got {got}")
+    if not isinstance(importance, torch.Tensor) or tuple(importance.shape) != want:
+        got = tuple(importance.shape) if isinstance(importance, torch.Tensor) else type(importance).__name__
+        raise ValueError(f"importance must be a tensor of shape {want}, got {got}")
 
 
 def as_tensor(value, name: str) -> torch.Tensor:
@@ -164,6 +178,21 @@ def float_tensor(
 
 _THREADS = threading.RLock()
 
+# The one rule for threads: a step (or iteration) of fewer multiply-adds than this runs on one
+# thread. Such tiny steps are bound by per-op overhead, where a second thread only adds
+# synchronisation, and on a shared machine its OpenMP barriers can wait for a core another
+# program holds (measured in benchmarks/README.md: 2 threads ran 50x slower than one at load 8).
+THREAD_WORK = 4_000_000
+
+
+def threads_for(work: float, most: int | None = None) -> int:
+    """How many threads a computation of `work` multiply-adds per step should use.
+
+    1 below `THREAD_WORK`, else `most` (a checked positive int; None: torch's setting, usually
+    the number of cores). Callers estimate `work` roughly; the threshold is an order of magnitude.
+    """
+    return 1 if work < THREAD_WORK else (most or torch.get_num_threads())
+
 
 @contextlib.contextmanager
 def num_threads(n: int | None):
@@ -181,6 +210,15 @@ def num_threads(n: int | None):
         finally:
             if torch.get_num_threads() != old:
                 torch.set_num_threads(old)
+
+
+def progress_bar(progress: bool | None, total: int, desc: str):
+    """A tqdm bar over `total` steps when `want_progress(progress)`, else None."""
+    if not want_progress(progress):
+        return None
+    from tqdm.auto import tqdm  # imported here: tqdm.auto is slow to import
+
+    return tqdm(total=total, desc=desc, mininterval=0.5, leave=False)
 
 
 def want_progress(progress) -> bool:

@@ -64,7 +64,7 @@ def attack_candidates(W: torch.Tensor | np.ndarray, radius: float | torch.Tensor
 
 def _example_loss(model, x_in, x_target, importance) -> torch.Tensor:
     """(B, I) loss of each example: mean over features of I_f (x' - x)^2."""
-    out = model._forward(x_in.transpose(0, 1)).transpose(0, 1)  # (B, I, F)
+    out = model.decode(model.encode(x_in.transpose(0, 1))).transpose(0, 1)  # (B, I, F)
     return (importance * (out - x_target).square()).mean(-1)
 
 

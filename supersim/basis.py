@@ -18,12 +18,11 @@ from __future__ import annotations
 import math
 import numbers
 
-import numpy as np
 import torch
 
 from . import _util
+from ._util import Array
 from .data import _check_size
-from .train import _num_threads
 
 _EPS = 1e-12
 
@@ -41,15 +40,15 @@ def _gen(seed) -> torch.Generator:
 # --- chapter 1: directions, embedding and reading back ---------------------------------------
 
 
-def exactly_active(batch: int, k: int, n_active: int, *, seed: int = 0) -> torch.Tensor:
-    """(batch, k) feature values with exactly `n_active` features at 1 per row, chosen at random."""
-    batch, k = _check_size(batch, "batch"), _check_size(k, "k")
+def exactly_active(batch_size: int, k: int, n_active: int, *, seed: int = 0) -> torch.Tensor:
+    """(batch_size, k) feature values with exactly `n_active` features at 1 per row, at random."""
+    batch_size, k = _check_size(batch_size, "batch_size"), _check_size(k, "k")
     integral = isinstance(n_active, numbers.Integral) and not isinstance(n_active, bool)
     if not integral or not 0 <= n_active <= k:
         raise ValueError(f"n_active must be an integer in [0, k={k}], got {n_active!r}")
     # a random permutation of the features per row; the first n_active are switched on
-    order = torch.rand(batch, k, generator=_gen(seed)).argsort(dim=1)
-    x = torch.zeros(batch, k, dtype=torch.float64)
+    order = torch.rand(batch_size, k, generator=_gen(seed)).argsort(dim=1)
+    x = torch.zeros(batch_size, k, dtype=torch.float64)
     return x.scatter_(1, order[:, :n_active], 1.0)
 
 
@@ -63,7 +62,7 @@ def _check_pair(x: torch.Tensor, V: torch.Tensor, x_name: str, axis: int) -> Non
         )
 
 
-def embed(x: torch.Tensor | np.ndarray, V: torch.Tensor | np.ndarray) -> torch.Tensor:
+def embed(x: Array, V: Array) -> torch.Tensor:
     """The linear representation h = sum_i x_i w_i: (..., k) values, (k, n) rows -> (..., n)."""
     x, V = _t(x), _t(V)
     _check_pair(x, V, "x", 0)
@@ -71,7 +70,7 @@ def embed(x: torch.Tensor | np.ndarray, V: torch.Tensor | np.ndarray) -> torch.T
 
 
 def read_back(
-    h: torch.Tensor | np.ndarray, V: torch.Tensor | np.ndarray, *, relu: bool = False, bias: float = 0.0
+    h: Array, V: Array, *, relu: bool = False, bias: float = 0.0
 ) -> torch.Tensor:
     """Each feature's read-out h . w_j (+ bias, through a ReLU if `relu`): (..., n) -> (..., k)."""
     h, V = _t(h), _t(V)
@@ -81,7 +80,7 @@ def read_back(
 
 
 def readback_errors(
-    x: torch.Tensor | np.ndarray, V: torch.Tensor | np.ndarray, *, relu: bool = False, bias: float = 0.0
+    x: Array, V: Array, *, relu: bool = False, bias: float = 0.0
 ) -> torch.Tensor:
     """Read-out minus true value for every feature, (..., k): zero when nothing interferes."""
     x = _t(x)
@@ -121,7 +120,7 @@ def rotation_2d(theta: float) -> torch.Tensor:
     return torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
 
 
-def excess_kurtosis(a: torch.Tensor | np.ndarray, dim: int = 0) -> torch.Tensor:
+def excess_kurtosis(a: Array, dim: int = 0) -> torch.Tensor:
     """E[(a - mean)^4] / var^2 - 3 along `dim`: 0 for a Gaussian, large for a sparse, spiky signal.
 
     NaN where the values are constant (no spread, so no shape to measure).
@@ -133,7 +132,7 @@ def excess_kurtosis(a: torch.Tensor | np.ndarray, dim: int = 0) -> torch.Tensor:
     return torch.where(var > _EPS, k - 3, torch.full_like(k, float("nan")))
 
 
-def axis_share(a: torch.Tensor | np.ndarray, dim: int = -1) -> torch.Tensor:
+def axis_share(a: Array, dim: int = -1) -> torch.Tensor:
     """max_k a_k^2 / sum_k a_k^2 along `dim`: 1 for a vector on one axis, 1/n when spread evenly.
 
     On a (neurons, features) weight matrix, dim=0 says how much of each feature sits on its
@@ -160,7 +159,7 @@ def one_hot_inputs(n_features: int, n_instances: int = 1, *, value: float = 1.0)
 
 
 def features_per_neuron(
-    responses: torch.Tensor | np.ndarray, threshold: float = 0.1, *, relative: bool = False
+    responses: Array, threshold: float = 0.1, *, relative: bool = False
 ) -> torch.Tensor:
     """How many features make each unit fire above `threshold`, from a (units, features) table.
 
@@ -179,7 +178,7 @@ def features_per_neuron(
     return (r > threshold).sum(dim=1)
 
 
-def procrustes(A: torch.Tensor | np.ndarray, B: torch.Tensor | np.ndarray) -> torch.Tensor:
+def procrustes(A: Array, B: Array) -> torch.Tensor:
     """The orthogonal map Q minimising ||A Q - B||_F: A is (batch, n), B is (batch, k), Q is (n, k).
 
     Q = U V^T from the SVD of A^T B. For k <= n its columns are orthonormal (an isometry into
@@ -197,7 +196,7 @@ def procrustes(A: torch.Tensor | np.ndarray, B: torch.Tensor | np.ndarray) -> to
 
 
 def relative_error(
-    estimate: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray, dim: int | None = None
+    estimate: Array, target: Array, dim: int | None = None
 ) -> float | torch.Tensor:
     """||estimate - target|| / ||target||: over everything (Frobenius) as a float, or along `dim`.
 
@@ -219,7 +218,7 @@ def relative_error(
 
 
 def kurtosis_rotation(
-    H: torch.Tensor | np.ndarray, k: int, *, steps: int = 200, seed: int = 0
+    H: Array, k: int, *, steps: int = 200, seed: int = 0
 ) -> torch.Tensor:
     """An (n, k) map with orthonormal columns whose outputs are as spiky (kurtotic) as possible.
 
@@ -240,8 +239,8 @@ def kurtosis_rotation(
     P = evecs[:, -k:].flip(1)  # (n, k) top principal directions
     Z = Hc @ P / evals[-k:].flip(0).clamp_min(_EPS).sqrt()  # (batch, k) whitened
     W = torch.linalg.qr(torch.randn(k, k, generator=_gen(seed), dtype=torch.float64))[0]
-    # hundreds of tiny matmuls: one thread avoids synchronisation that dominates on a busy CPU
-    with _num_threads(1):
+    # hundreds of small matmuls of (batch, k) by (k, k): usually one thread (_util.threads_for)
+    with _util.num_threads(_util.threads_for(Z.shape[0] * k * k)):
         for _ in range(steps):
             Y = Z @ W.T  # (batch, k)
             W = (Y.pow(3).T @ Z) / Z.shape[0] - 3 * W  # fixed point of the kurtosis contrast
@@ -250,7 +249,7 @@ def kurtosis_rotation(
     return P @ W.T
 
 
-def abs_correlation(A: torch.Tensor | np.ndarray, B: torch.Tensor | np.ndarray) -> torch.Tensor:
+def abs_correlation(A: Array, B: Array) -> torch.Tensor:
     """Absolute Pearson correlation between every column of A (batch, a) and of B (batch, b): (a, b)."""
     A, B = _t(A), _t(B)
     if A.dim() != 2 or B.dim() != 2 or A.shape[0] != B.shape[0]:

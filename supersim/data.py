@@ -11,14 +11,17 @@ Shapes: B = batch, I = instances, F = features.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from . import _util
+from ._util import Array
 from ._util import size as _check_size
 
 
 def per_instance_feature(
-    value,
+    value: float | Array,
     n_instances: int,
     n_features: int,
     *,
@@ -26,13 +29,18 @@ def per_instance_feature(
     low: float = 0.0,
     high: float = float("inf"),
     low_inclusive: bool = True,
-    device=None,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """Broadcast a scalar, (F,), (I, 1), (1, F) or (I, F) value to an (I, F) float tensor.
 
     Raises ValueError naming `name` when the value does not broadcast, is not finite, or
     leaves [low, high].
     """
+    n_instances = _check_size(n_instances, "n_instances")
+    n_features = _check_size(n_features, "n_features")
+    device = _util.device(device)
+    if not isinstance(name, str):
+        raise ValueError(f"name must be the argument's name (a str), got {name!r}")
     try:
         t = torch.as_tensor(value, dtype=torch.float32)
     except (TypeError, ValueError, RuntimeError):
@@ -55,13 +63,13 @@ def per_instance_feature(
 
 def sample_features(
     batch_size: int,
-    feature_probability,
+    feature_probability: float | Array,
     n_instances: int = 1,
     n_features: int | None = None,
     *,
     signed: bool = False,
     generator: torch.Generator | None = None,
-    device=None,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """Draw a (batch, instances, features) batch of sparse features.
 
@@ -125,7 +133,7 @@ def importance_decay(n_features: int, ratio: float) -> torch.Tensor:
 
 def sample_correlated_features(
     batch_size: int,
-    feature_probability,
+    feature_probability: float | Array,
     n_instances: int = 1,
     *,
     n_correlated: int = 0,
@@ -133,7 +141,7 @@ def sample_correlated_features(
     n_independent: int = 0,
     set_size: int = 2,
     generator: torch.Generator | None = None,
-    device=None,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """Draw a (batch, instances, features) batch whose features come in correlated sets.
 
@@ -182,8 +190,8 @@ def sample_correlated_features(
     return torch.where(active, value, torch.zeros((), device=p.device))
 
 
-def finite_sampler(x: torch.Tensor):
-    """A sampler for `train.train(..., sampler=...)` that draws from a fixed training set.
+def finite_sampler(x: torch.Tensor) -> Callable[[int, torch.Generator | None], torch.Tensor]:
+    """A sampler for `train(..., sampler=...)` that draws from a fixed training set.
 
     x is the whole training set, (examples T, instances, features), e.g. from
     `sample_features(T, ...)`. A batch of T is the full set, in order (full-batch training);

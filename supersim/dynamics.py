@@ -55,7 +55,7 @@ def snapshot_losses(
         for _, snap in snapshots:
             for n, p in params.items():
                 p.copy_(snap[n])
-            err = model._forward(xt) - model.target(xt)  # (I, B, F)
+            err = model.decode(model.encode(xt)) - model.target(xt)  # (I, B, F)
             out.append((torch.as_tensor(importance) * err.square()).mean(dim=(1, 2)))
     finally:
         for n, p in params.items():

@@ -19,10 +19,10 @@ from __future__ import annotations
 import math
 import numbers
 
-import numpy as np
 import torch
 
 from . import _util
+from ._util import Array
 from ._util import generator as _generator
 from ._util import size as _check_size
 from .models import resolve_device
@@ -86,7 +86,7 @@ def random_unit_vectors(
     return (X / X.norm(dim=-1, keepdim=True)).to(dtype=dtype, device=device)
 
 
-def cosine_matrix(V: torch.Tensor | np.ndarray) -> torch.Tensor:
+def cosine_matrix(V: Array) -> torch.Tensor:
     """Cosines between the rows of V, (k, n) -> (k, k) (or batched); rows need not be unit."""
     V = _rows(V)
     norms = V.norm(dim=-1, keepdim=True)
@@ -96,7 +96,7 @@ def cosine_matrix(V: torch.Tensor | np.ndarray) -> torch.Tensor:
     return U @ U.transpose(-1, -2)
 
 
-def coherence(V: torch.Tensor | np.ndarray, *, one_sided: bool = False) -> float | torch.Tensor:
+def coherence(V: Array, *, one_sided: bool = False) -> float | torch.Tensor:
     """The coherence of V: the largest absolute cosine between two distinct rows.
 
     A float for a (k, n) V, a (batch,) tensor for a (batch, k, n) one; 0 for a single vector
@@ -117,7 +117,7 @@ def coherence(V: torch.Tensor | np.ndarray, *, one_sided: bool = False) -> float
     return float(mu) if C.dim() == 2 else mu
 
 
-def partner_cosine(V: torch.Tensor | np.ndarray) -> torch.Tensor:
+def partner_cosine(V: Array) -> torch.Tensor:
     """Each row's most negative cosine with another row: (k, n) -> (k,), or batched.
 
     -1 for a member of an antipodal pair (a row and its opposite), cos 144 = -0.81 for a
@@ -132,7 +132,7 @@ def partner_cosine(V: torch.Tensor | np.ndarray) -> torch.Tensor:
     return C.masked_fill(eye, math.inf).amin(-1)  # a row is not its own partner
 
 
-def angle_gaps(V: torch.Tensor | np.ndarray) -> torch.Tensor:
+def angle_gaps(V: Array) -> torch.Tensor:
     """The angles in degrees between neighbouring directions in the plane: (k, 2) -> (k,).
 
     The k rows of V, taken in order of their angle around the origin; gap j is the angle from
@@ -254,8 +254,9 @@ def pack(
     run together as a leading axis; the one with the lowest coherence is returned (default: 16
     for small problems, down to 1 for large ones). Same seed, same result.
 
-    On a CPU it uses `threads` threads (default 1): even k = 1000, n = 100 takes seconds on
-    one, and a second thread can make it several times slower when the cores are shared.
+    On a CPU it uses at most `threads` threads (default 1), and one for small problems
+    (`_util.threads_for`): even k = 1000, n = 100 takes seconds on one thread, and a second
+    can make it several times slower when the cores are shared.
     """
     k, n = _check_k_n(k, n)
     steps = _check_size(steps, "steps")
@@ -278,7 +279,8 @@ def pack(
     V = random_unit_vectors(k, n, batch=restarts, seed=seed, device=device)  # (R, k, n)
     m, v = torch.zeros_like(V), V.new_zeros(restarts, 1, 1)  # Adam's moments
     b1, b2 = 0.9, 0.999
-    with _util.num_threads(threads if device.type == "cpu" else None):
+    work = restarts * k * k * n  # the (k, k) cosines of every restart, per step
+    with _util.num_threads(_util.threads_for(work, threads) if device.type == "cpu" else None):
         for step in range(steps):
             frac = step / max(steps - 1, 1)
             rate = lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))

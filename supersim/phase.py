@@ -14,7 +14,7 @@ superposition. As everywhere in the package, that probability is called `feature
   model, trains it (`train_phase_diagram`), keeps the best restart per cell and classifies
   what the extra feature got;
 - trains a model on inputs from any sampler (e.g. `data.sample_correlated_features`) through
-  `train.train`.
+  `training.train`.
 
 Taught in chapter 4b ("The geometry of superposition and phase changes"); chapter 4c
 ("Non-uniform superposition and the privileged basis") uses the loss helpers and the sampler
@@ -33,11 +33,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import _util
-from .data import _check_size, per_instance_feature
+from .data import _check_size
 from .metrics import REPRESENTED_NORM, superposition
 from .models import ToyModel
-from .train import train
+from .training import stratified_loss, train
 
 PHASES = ("ignored", "superposed", "dedicated")  # what the extra feature gets; index = class
 # (feature probability, importance) where the three phases meet (both models)
@@ -197,65 +196,6 @@ def classify(
     return torch.where(norm < norm_threshold, 0, phase)
 
 
-@torch.no_grad()
-def stratified_loss(
-    model: ToyModel, feature_probability, importance=1.0, *, n_samples: int = 4096, seed: int = 0
-) -> torch.Tensor:
-    """Per-instance expected loss (instances,), exact in the sparsity: a sum over active sets.
-
-    E[L] = sum over subsets A of P(exactly A active) * E[L | A active], with E[L | A] from
-    `n_samples` uniform draws. Sparse inputs rarely collide, so a plain Monte-Carlo batch sees
-    too few collisions to rank solutions whose losses differ by O(d^2); this sees them all.
-    Same convention as `train.evaluate` (mean over features). For up to 12 features.
-    """
-    n_samples = _check_size(n_samples, "n_samples")
-    if not isinstance(model, ToyModel):
-        raise ValueError(f"model must be a supersim.ToyModel, got {type(model).__name__}")
-    n_inst, n_feat = model.n_instances, model.n_features
-    if n_feat > 12:
-        raise ValueError(f"model.n_features must be at most 12 (2^n active sets), got {n_feat}")
-    device = model.W.device
-    p = per_instance_feature(feature_probability, n_inst, n_feat, name="feature_probability", high=1.0)
-    imp = per_instance_feature(importance, n_inst, n_feat, name="importance")
-    p, imp = p.double(), imp.to(device)
-    gen = _util.generator(seed)
-    values = torch.rand(n_inst, n_samples, n_feat, generator=gen).to(device)  # (I, S, F)
-    total = torch.zeros(n_inst, dtype=torch.float64)
-    for bits in range(2**n_feat):
-        active = torch.tensor([(bits >> i) & 1 for i in range(n_feat)], dtype=torch.bool)  # (F,)
-        prob = torch.where(active, p, 1 - p).prod(-1)  # (I,) chance that exactly A is active
-        x = values * active.to(device)
-        err = (model._forward(x) - x).square() * imp.unsqueeze(1)  # (I, S, F)
-        total += prob * err.mean(dim=(1, 2)).double().cpu()
-    return total.float()
-
-
-@torch.no_grad()
-def paired_loss(
-    model, feature_probability, importance=1.0, *, batch_size: int = 100_000, seed: int = 0
-) -> torch.Tensor:
-    """Per-instance loss (instances,) with every instance fed the same uniform draws.
-
-    Restarts of one configuration then see identical inputs (common random numbers), so the
-    noise of the batch cancels when their losses are compared, which matters when they differ
-    by far less than the loss itself. Same convention as `train.evaluate`.
-    """
-    batch_size = _check_size(batch_size, "batch_size")
-    model = _util.model_of(model)
-    n_inst, n_feat = model.n_instances, model.n_features
-    p = per_instance_feature(feature_probability, n_inst, n_feat, name="feature_probability", high=1.0)
-    imp = per_instance_feature(importance, n_inst, n_feat, name="importance")
-    device = next(model.parameters()).device
-    gen = _util.generator(seed)
-    u = torch.rand(1, batch_size, n_feat, generator=gen).to(device)  # (1, B, F), shared
-    p = p.to(device).unsqueeze(1)  # (I, 1, F)
-    x = torch.where(u < p, u / p.clamp_min(1e-12), torch.zeros((), device=device))  # (I, B, F)
-    if model.signed_inputs:
-        x = torch.where(x != 0, 2 * x - 1, x)
-    err = (model._forward(x) - model.target(x)).square() * imp.to(device).unsqueeze(1)
-    return err.mean(dim=(1, 2)).cpu()
-
-
 @dataclass(repr=False)
 class PhaseDiagram:
     """A trained phase-diagram grid: one best-of-restarts model per (importance, feature
@@ -384,7 +324,7 @@ def train_with_sampler(
 ) -> torch.Tensor:
     """Train `model` on batches `sampler(batch_size, generator)` of shape (B, I, F).
 
-    `train.train(..., sampler=sampler)` with this chapter's defaults and no progress bar: the
+    `training.train(..., sampler=sampler)` with this chapter's defaults and no progress bar: the
     same loss and optimiser, for data `train` cannot draw, such as correlated features.
     Returns the (steps, instances) loss history.
     """

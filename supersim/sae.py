@@ -101,7 +101,7 @@ def ista(
     if batched:  # work in (I, B, .) so that every instance is one matmul of a batch
         h = h.transpose(0, 1)
         init = None if init is None else init.transpose(0, 1)
-    with _num_threads(1 if h.numel() * Dm.shape[-2] < 4_000_000 else torch.get_num_threads()):
+    with _num_threads(_util.threads_for(h.numel() * Dm.shape[-2])):  # h D^T per step
         a = _fista(h, Dm, lam, steps, nonneg, init)
     return a.transpose(0, 1) if batched else a
 
@@ -505,10 +505,9 @@ def train_sae(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps, desc="SAE", mininterval=0.5, leave=False)
-    # tiny SAEs are bound by per-op overhead, where a second thread only adds synchronisation
+    # the encoder's multiply-adds per step; tiny SAEs run on one thread (see _util.threads_for)
     work = batch_size * n * d * sae.d_sae
-    small = work < 4_000_000 and device.type == "cpu"
-    n_threads = threads or (1 if small else torch.get_num_threads())
+    n_threads = threads or (_util.threads_for(work) if device.type == "cpu" else None)
     with _num_threads(n_threads):
         for step in range(steps):
             index = torch.randint(data.shape[0], (batch_size,), generator=gen).to(device)

@@ -36,6 +36,10 @@ def _toy():
     return ss.ToyModel(5, 2, 2, seed=0)
 
 
+def _batch():
+    return torch.rand(2, 4, 5, generator=torch.Generator().manual_seed(0))  # (I, B, F)
+
+
 def _sae():
     return ss.SparseAutoencoder(4, 8, kind="l1", l1_coeff=0.1, seed=0)
 
@@ -81,6 +85,12 @@ API = {
     "dimensions_per_feature": (ss.dimensions_per_feature, lambda: dict(W=_W()), {"W": W_BAD}),
     "feature_dimensionality": (ss.feature_dimensionality, lambda: dict(W=_W()), {"W": W_BAD}),
     "feature_norms": (ss.feature_norms, lambda: dict(W=_W()), {"W": W_BAD}),
+    "stratified_loss": (ss.stratified_loss, lambda: dict(
+        model=_toy(), feature_probability=0.1, batch_size=64), {
+        "model": [ss.AbsModel(2, 2), ss.ToyModel(13, 2), "model"],  # 13 features: 2^13 sets
+        "feature_probability": PROB + [torch.ones(3)], "importance": [-1.0, NAN, INF, "a"],
+        "batch_size": SIZE, "seed": SEED,
+    }),
     "superposition": (ss.superposition, lambda: dict(W=_W()), {"W": W_BAD}),
     "n_represented": (ss.n_represented, lambda: dict(W=_W()), {"W": W_BAD, "norm_threshold": NONNEG}),
     "evaluate": (ss.evaluate, lambda: dict(model=_toy(), feature_probability=0.1, batch_size=64), {
@@ -94,6 +104,12 @@ API = {
     "fraction_recovered": (ss.fraction_recovered, lambda: dict(learned=_unit(), truth=_unit()), {
         "learned": V_BAD, "truth": V_BAD + [torch.ones(2, 4)], "threshold": PROB,
         "absolute": FLAG,
+    }),
+    "loss_and_grads": (ss.loss_and_grads, lambda: dict(
+        model=_toy(), x=_batch(), importance=torch.ones(2, 5)), {
+        "model": [torch.nn.Linear(2, 2), "model", type("Sub", (ss.ToyModel,), {})(5, 2, 2)],
+        "x": [torch.zeros(2, 4, 6), torch.zeros(4, 5), "x"],
+        "importance": [torch.ones(5), torch.ones(3, 5), 1.0],
     }),
     "max_cosine": (ss.max_cosine, lambda: dict(learned=_unit(), truth=_unit()), {
         "learned": V_BAD, "truth": V_BAD + [torch.ones(2, 4)], "absolute": FLAG,
@@ -117,6 +133,16 @@ API = {
         "h": [torch.zeros(0, 4), torch.full((3, 4), NAN), torch.ones(3), "h"], "n_atoms": SIZE,
         "l1_coeff": NONNEG, "iters": SIZE, "ista_steps": SIZE, "nonneg": FLAG, "seed": SEED,
     }),
+    "paired_loss": (ss.paired_loss, lambda: dict(
+        model=_toy(), feature_probability=0.1, batch_size=64), {
+        "model": [torch.nn.Linear(2, 2), "model"], "feature_probability": PROB + [torch.ones(3)],
+        "importance": [-1.0, NAN, INF, "a"], "batch_size": SIZE, "seed": SEED,
+    }),
+    "per_instance_feature": (ss.per_instance_feature, lambda: dict(
+        value=0.5, n_instances=2, n_features=3, name="value"), {
+        "value": [-1.0, NAN, INF, "a", torch.ones(4)], "n_instances": SIZE, "n_features": SIZE,
+        "name": [3, None], "device": DEVICE,
+    }),
     "pack": (ss.pack, lambda: dict(k=6, n=3, restarts=2, steps=5), {
         "k": SIZE, "n": SIZE, "restarts": SIZE, "steps": SIZE, "lr": POS,
         "beta": [(0.0, 1.0), (2.0, 1.0), (1.0, INF), 3.0, ("a", 1.0)], "seed": SEED,
@@ -125,6 +151,11 @@ API = {
     "random_unit_vectors": (ss.random_unit_vectors, lambda: dict(k=5, n=3), {
         "k": SIZE, "n": SIZE, "batch": SIZE, "seed": SEED, "dtype": [torch.int64, "float"],
         "device": DEVICE,
+    }),
+    "reconstruction_loss": (ss.reconstruction_loss, lambda: dict(
+        model=_toy(), x=_batch(), importance=torch.ones(2, 5)), {
+        "model": [torch.nn.Linear(2, 2), "model"], "x": [torch.zeros(2, 4, 6), torch.zeros(4, 5), "x"],
+        "importance": [torch.ones(5), torch.ones(3, 5), 1.0],
     }),
     "resolve_device": (ss.resolve_device, lambda: dict(device=None), {"device": DEVICE}),
     "sample_correlated_features": (ss.sample_correlated_features, lambda: dict(
@@ -154,6 +185,7 @@ API = {
         "warmup": [-1, 4, 1.5, "0"],  # 4 > steps
         "sampler": ["data", 3],  # not callable, or given with feature_probability
         "snapshot_every": SIZE, "snapshots": ["list", []],  # a list needs snapshot_every
+        "fast": FLAG,
     }),
     "train_sae": (ss.train_sae, lambda: dict(sae=_sae(), activations=_acts(), steps=3), {
         "sae": [_toy(), "sae"], "activations": [torch.zeros(0, 4), torch.full((8, 4), NAN),

@@ -172,7 +172,7 @@ def test_relative_error():
     [
         (lambda: B.exactly_active(10, 5, 6), "n_active"),
         (lambda: B.exactly_active(10, 5, -1), "n_active"),
-        (lambda: B.exactly_active(0, 5, 1), "batch"),
+        (lambda: B.exactly_active(0, 5, 1), "batch_size"),
         (lambda: B.exactly_active(10, 5, 1, seed=1.5), "seed"),
         (lambda: B.embed(torch.ones(2, 3), torch.ones(4, 5)), "x"),
         (lambda: B.read_back(torch.ones(2, 3), torch.ones(4, 5)), "h"),

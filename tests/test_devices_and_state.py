@@ -28,7 +28,7 @@ import supersim as ss
 from supersim import plot
 
 matplotlib.use("Agg")
-TRAINING = sys.modules["supersim.train"]  # the module (ss.train is the function)
+FAST = sys.modules["supersim._fast"]  # the fast path of ss.train
 
 
 @pytest.fixture
@@ -103,9 +103,9 @@ def test_a_broken_fused_adamw_falls_back_to_the_plain_update(monkeypatch):
         raise TypeError("_fused_adamw_() got an unexpected keyword argument 'beta1'")
 
     monkeypatch.setattr(torch, "_fused_adamw_", broken)
-    monkeypatch.setattr(TRAINING, "_FUSED", {})  # forget the cached probe
+    monkeypatch.setattr(FAST, "_FUSED", {})  # forget the cached probe
     plain_model, plain_history = reference()
-    assert TRAINING._FUSED == {"cpu": False}
+    assert FAST._FUSED == {"cpu": False}
     # the same update written out: equal up to float rounding
     assert torch.allclose(plain_history, fused_history, rtol=1e-4, atol=1e-6)
     assert torch.allclose(plain_model.W, fused_model.W, atol=1e-4)
@@ -242,3 +242,26 @@ def test_the_chapters_kernels_claim_a_gpu():
     )])
     nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
     assert nb.cells[0].outputs[0]["text"].strip() == "True cpu"
+
+
+def test_one_rule_for_threads(monkeypatch):
+    from supersim import _util
+
+    assert _util.threads_for(_util.THREAD_WORK - 1) == 1
+    assert _util.threads_for(_util.THREAD_WORK - 1, 4) == 1, "a cap does not force threads"
+    assert _util.threads_for(_util.THREAD_WORK, 3) == 3
+    assert _util.threads_for(_util.THREAD_WORK) == torch.get_num_threads()
+    # the modules ask the rule: a tiny plain-loop training and a tiny ista run on one thread
+    asked = []
+    real = _util.threads_for
+
+    def spy(work, most=None):
+        asked.append(real(work, most))
+        return asked[-1]
+
+    monkeypatch.setattr(_util, "threads_for", spy)
+    ss.train(ss.ToyModel(5, 2, 2), feature_probability=0.5, steps=2, batch_size=8,
+             progress=False, fast=False)
+    acts, dirs, _ = ss.sparse_synthetic(16, 4, 3, feature_probability=0.3)
+    ss.sae.ista(acts, dirs, 0.1, steps=2)
+    assert asked == [1, 1], asked

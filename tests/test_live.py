@@ -24,7 +24,7 @@ import supersim as ss
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 JS_TESTS = ROOT / "tests" / "js" / "toy_model.test.js"
 CLI = ROOT / "tests" / "js" / "train_cli.js"
-train_module = importlib.import_module("supersim.train")
+train_module = importlib.import_module("supersim._fast")  # BETAS, EPS of the trainer
 
 
 @pytest.fixture(scope="module")

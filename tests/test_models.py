@@ -50,6 +50,45 @@ def test_relu_pair_computes_abs_exactly():
     assert torch.allclose(m(x), x.abs())
 
 
+@pytest.mark.parametrize("make", [lambda: ss.ToyModel(5, 3, 4, hidden_relu=True),
+                                  lambda: ss.AbsModel(5, 3, 4)])
+def test_encode_and_decode_are_the_instances_first_forward_pass(make):
+    m = make()
+    x = torch.rand(7, 4, 5) * 2 - 1  # (B, I, F)
+    h = m.encode(x.transpose(0, 1))  # (I, B, H)
+    assert h.shape == (4, 7, 3) and torch.equal(h.transpose(0, 1), m.hidden(x))
+    assert torch.equal(m.decode(h).transpose(0, 1), m(x))
+    assert isinstance(m, ss.models.BatchedModel)
+    with pytest.raises(ValueError, match=r"x must have shape \(batch, 4, 5\)"):
+        m(torch.zeros(7, 4, 6))
+    with pytest.raises(ValueError, match="x must have shape"):
+        m.hidden(torch.zeros(4, 5))
+
+
+def test_a_new_model_needs_only_encode_and_decode():
+    class Untied(ss.models.BatchedModel):
+        def __init__(self):
+            super().__init__(4, 2, 3)
+            self.A = torch.nn.Parameter(torch.randn(3, 2, 4))
+            self.B = torch.nn.Parameter(torch.randn(3, 4, 2))
+
+        def encode(self, x):
+            return torch.bmm(x, self.A.transpose(1, 2))
+
+        def decode(self, h):
+            return torch.bmm(h, self.B.transpose(1, 2))
+
+    m = Untied()
+    x = torch.rand(6, 3, 4)
+    assert torch.allclose(m(x)[:, 1], x[:, 1] @ m.A[1].T @ m.B[1].T, atol=1e-6)
+    assert repr(m).startswith("Untied(n_features=4, d_hidden=2, n_instances=3")
+    before = m.A.detach().clone()
+    ss.train(m, feature_probability=0.5, steps=3, batch_size=8, progress=False)
+    assert not torch.equal(before, m.A), "the plain loop trains any BatchedModel"
+    with pytest.raises(NotImplementedError):
+        ss.models.BatchedModel(2, 1).encode(torch.zeros(1, 1, 2))
+
+
 def test_same_seed_same_weights_and_instances_differ():
     a, b, c = ss.ToyModel(5, 2, 3, seed=1), ss.ToyModel(5, 2, 3, seed=1), ss.ToyModel(5, 2, 3, seed=2)
     assert torch.equal(a.W, b.W) and not torch.equal(a.W, c.W)

@@ -43,7 +43,7 @@ def test_n3_closed_forms_match_stratified_loss_of_hand_built_solutions(density, 
         for k, name in enumerate(phase.PHASES):
             model.W[k], model.b[k] = phase.hand_built(name, density, n_features=3)
     # stratified_loss averages over the 3 features; the closed forms sum over them
-    got = 3 * phase.stratified_loss(model, density, torch.tensor([1.0, 1.0, r]), n_samples=100_000)
+    got = 3 * ss.stratified_loss(model, density, torch.tensor([1.0, 1.0, r]), batch_size=100_000)
     assert torch.allclose(got.double(), closed, rtol=0.02, atol=1e-6), (got, closed)
 
 
@@ -51,8 +51,8 @@ def test_stratified_and_paired_losses_agree_with_plain_monte_carlo():
     model = ss.ToyModel(4, 2, n_instances=3, seed=1)
     p = torch.tensor([[0.5], [0.2], [0.05]])
     imp = torch.tensor([1.0, 0.8, 0.6, 0.4])
-    strat = phase.stratified_loss(model, p, imp, n_samples=50_000)
-    paired = phase.paired_loss(model, p, imp, batch_size=400_000)
+    strat = ss.stratified_loss(model, p, imp, batch_size=50_000)
+    paired = ss.paired_loss(model, p, imp, batch_size=400_000)
     plain = ss.evaluate(model, feature_probability=p, importance=imp, batch_size=400_000)
     assert torch.allclose(strat, plain, rtol=0.03), (strat, plain)
     assert torch.allclose(paired, plain, rtol=0.03), (paired, plain)
@@ -60,10 +60,10 @@ def test_stratified_and_paired_losses_agree_with_plain_monte_carlo():
     twin = ss.ToyModel(4, 2, n_instances=2, seed=1)
     with torch.no_grad():
         twin.W[1], twin.b[1] = twin.W[0], twin.b[0]
-    loss = phase.paired_loss(twin, 0.1, batch_size=1000)
+    loss = ss.paired_loss(twin, 0.1, batch_size=1000)
     assert loss[0] == loss[1]
     with pytest.raises(ValueError, match="n_features"):
-        phase.stratified_loss(ss.ToyModel(13, 2), 0.1)
+        ss.stratified_loss(ss.ToyModel(13, 2), 0.1)
 
 
 def test_closed_form_known_values():
@@ -172,7 +172,7 @@ def test_phase_diagram_trains_clear_cells_deterministically():
     with torch.no_grad():
         kept.W.copy_(a.W.flatten(0, 1))
         kept.b.copy_(a.b.flatten(0, 1))
-    again = phase.stratified_loss(kept, p, imp, n_samples=65_536, seed=3)
+    again = ss.stratified_loss(kept, p, imp, batch_size=65_536, seed=3)
     assert torch.allclose(again.view(2, 2), a.loss, rtol=0.05), (again.view(2, 2) / a.loss)
 
 
@@ -214,9 +214,9 @@ def test_phase_diagram_superposes_sparse_equal_features():
         (lambda: phase.closed_form_losses(0.5, -1.0), "importance"),
         (lambda: phase.hand_built("pentagon", 0.5), "phase"),
         (lambda: phase.closed_form_losses(0.5, 1.0, n_features=4), "n_features"),
-        (lambda: phase.paired_loss(ss.ToyModel(2, 1), 1.5), "feature_probability"),
-        (lambda: phase.stratified_loss(ss.AbsModel(2, 2), 0.5), "model"),
-        (lambda: phase.stratified_loss(ss.ToyModel(2, 1), 0.5, n_samples=0), "n_samples"),
+        (lambda: ss.paired_loss(ss.ToyModel(2, 1), 1.5), "feature_probability"),
+        (lambda: ss.stratified_loss(ss.AbsModel(2, 2), 0.5), "model"),
+        (lambda: ss.stratified_loss(ss.ToyModel(2, 1), 0.5, batch_size=0), "batch_size"),
         (lambda: phase.grid_instances([1.0], [0.5], n_features=1), "n_features"),
         (lambda: phase.grid_instances([1.0], [0.5], n_features=2, n_restarts=0), "n_restarts"),
         (lambda: phase.classify(torch.ones(2, 1, 2), norm_threshold=0), "norm_threshold"),

@@ -1,5 +1,5 @@
 // The ReLU toy model x' = ReLU(W^T W x + b) of Elhage et al. (2022), trained in plain
-// JavaScript the way supersim.train trains it (supersim/train.py): fresh batches of sparse
+// JavaScript the way supersim.train trains it (supersim/training.py): fresh batches of sparse
 // features (one uniform u per entry: active when u < p, value u / p), the importance-weighted
 // squared error averaged over batch and features, Xavier-normal initial weights, and AdamW
 // with torch's semantics (bias correction, decoupled weight decay on every parameter).

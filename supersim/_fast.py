@@ -1,12 +1,10 @@
-"""One training loop for every toy model: batched instances, AdamW, seeds, progress, devices.
+"""The fast path of `supersim.training.train`: the same steps, with the overhead taken out.
 
-The setup follows the notebook of Elhage et al. (2022): AdamW with lr 1e-3 and weight decay
-0.01, batches of 1024 fresh sparse samples, 10,000 steps, and an importance-weighted squared
-error averaged over batch and features, summed over instances (so instances train
-independently of one another). Chapter 4 explains the loss.
-
-For these tiny models a step costs little arithmetic and much overhead, so the loop is built
-to avoid the overhead (`benchmarks/bench_train.py` measures it against the usual loop):
+`training.train` hands `ToyModel` and `AbsModel` here; it computes what the plain loop in
+`supersim/training.py` computes (the same loss, batches and AdamW, `tests/test_train.py` trains
+both ways and compares). For these tiny models a step costs little arithmetic and much
+overhead, so this loop avoids the overhead (`benchmarks/bench_train.py` measures it against
+the usual loop):
 
 - gradients are written out by hand for the book's models (checked against autograd in the
   tests), so there is no autograd graph to build;
@@ -19,8 +17,6 @@ to avoid the overhead (`benchmarks/bench_train.py` measures it against the usual
   own fused AdamW update, so chunks can run on separate threads without changing a single
   number, and no thread ever waits at an OpenMP barrier for a core another program holds.
 
-Any other module with `_forward` and `target` trains through autograd.
-
 Shapes: B = batch, I = instances, F = features, H = hidden.
 """
 
@@ -28,36 +24,25 @@ from __future__ import annotations
 
 import math
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from . import _util
-from .data import _check_size, per_instance_feature
 from .models import AbsModel, ToyModel
 
-SCHEDULES = ("constant", "cosine")
+if TYPE_CHECKING:
+    from . import training
+
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch's AdamW defaults, as in the paper's notebook
 
 # One chunk's (features, batch) activations stay near this size, so that the dozen passes of
 # a step hit the cache (L2 is 0.5-2 MiB per core on current CPUs) instead of main memory.
 _CHUNK_BYTES = 1 << 19
-# Below this much arithmetic per step (multiply-adds, roughly) a second worker thread costs
-# more in locking than it saves.
-_THREAD_WORK = 1_000_000
 
 _threshold_backward = torch.ops.aten.threshold_backward  # grad where input > threshold, else 0
-
-
-def _sample_ibf(batch_size: int, p: torch.Tensor, signed: bool, gen) -> torch.Tensor:
-    """Sparse features in the (I, B, F) layout the models' `_forward` takes; p is (I, F)."""
-    u = torch.rand((p.shape[0], batch_size, p.shape[1]), generator=gen, device=p.device)
-    p = p.unsqueeze(1)  # (I, 1, F)
-    value = u / p.clamp_min(1e-12)  # uniform on [0, 1) where active
-    if signed:
-        value = 2 * value - 1
-    return torch.where(u < p, value, torch.zeros((), device=p.device))  # (I, B, F)
 
 
 def _neg_features(u: torch.Tensor, scale: torch.Tensor, signed: bool, on) -> torch.Tensor:
@@ -130,14 +115,19 @@ def _kernel(model):
     )
 
 
-def loss_and_grads(model, x: torch.Tensor, importance: torch.Tensor):
-    """Per-instance loss (I,) and the gradients of their sum for every parameter.
+def loss_and_grads(
+    model: ToyModel | AbsModel, x: torch.Tensor, importance: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Per-instance loss (I,) and the gradients of their sum for every parameter, by hand.
 
-    x is a batch in (I, B, F) layout and importance is (I, F); L_k is the mean over batch and
-    features of I_kf (y - target)^2. Works for `ToyModel` and `AbsModel`.
+    x is a batch in (I, B, F) layout and importance is (I, F); the loss is
+    `training.reconstruction_loss`, the gradients what autograd would give for it. Works for
+    `ToyModel` and `AbsModel` (exactly those classes: a subclass may change the forward pass).
     """
-    if not isinstance(model, (ToyModel, AbsModel)):
-        raise TypeError(f"no hand-written gradients for {type(model).__name__}")
+    if type(model) not in (ToyModel, AbsModel):
+        raise ValueError(f"model must be a ToyModel or an AbsModel (the models with hand-written "
+                         f"gradients), got {type(model).__name__}")
+    _util.check_batch(model, x, importance)
     n_inst, batch, n_feat = x.shape
     xn = x.detach().transpose(1, 2).neg().contiguous()  # (I, F, B)
     imps = importance.unsqueeze(2) * (2.0 / (batch * n_feat))  # (I, F, 1)
@@ -264,6 +254,35 @@ def _fused_adamw_works(device: torch.device) -> bool:
     return ok
 
 
+class _Features:
+    """Sparse features -x in (c, F, B) layout for a slice of instances, from its own stream."""
+
+    def __init__(self, p: torch.Tensor, signed: bool, batch_size: int, seed: int):
+        p = p.unsqueeze(2)  # (c, F, 1)
+        self.signed = signed
+        self.scale = -(2.0 if signed else 1.0) / p.clamp_min(1e-30)
+        self.on = (p > 0).float() if bool((p == 0).any()) else None
+        self.uniforms = _Uniforms((p.shape[0], p.shape[1], batch_size), seed, p.device)
+
+    def draw(self, u: torch.Tensor | None = None) -> torch.Tensor:
+        """-x (c, F, B) from the uniforms u (drawn from the stream when None)."""
+        u = self.uniforms.draw() if u is None else u
+        return _neg_features(u, self.scale, self.signed, self.on)
+
+
+class SparseBatches:
+    """The fast path's batches, x (I, B, F), one per call: the plain loop trains on the same."""
+
+    def __init__(self, p: torch.Tensor, signed: bool, batch_size: int, seed: int):
+        rows = _chunk_rows(*p.shape, batch_size, p.device)
+        self._parts = [_Features(p[r], signed, batch_size, _stream_seed(seed, j))
+                       for j, r in enumerate(rows)]
+
+    def __call__(self) -> torch.Tensor:
+        xn = torch.cat([part.draw() for part in self._parts])  # (I, F, B) = -x
+        return xn.transpose(1, 2).neg()  # (I, B, F)
+
+
 class _Chunk:
     """A slice of instances with its own random stream, work buffers and AdamW state.
 
@@ -283,20 +302,15 @@ class _Chunk:
         n_feat = imp.shape[1]
         self.imps = imp[rows].unsqueeze(2) * (2.0 / (batch_size * n_feat))  # (c, F, 1)
         self.kernel = _kernel(model)
-        self.uniforms = None  # a sampler's batches come in through `step` instead
+        self.features = self.uniforms = None  # a sampler's batches come in through `step`
         if p is not None:
-            p = p[rows].unsqueeze(2)  # (c, F, 1)
-            signed = bool(model.signed_inputs)
-            self.scale = -(2.0 if signed else 1.0) / p.clamp_min(1e-30)
-            self.on = (p > 0).float() if bool((p == 0).any()) else None
-            self.signed = signed
-            self.uniforms = _Uniforms((p.shape[0], n_feat, batch_size), seed, device)
+            self.features = _Features(p[rows], bool(model.signed_inputs), batch_size, seed)
+            self.uniforms = self.features.uniforms
 
     def step(self, k: int, lr: float, u: torch.Tensor | None = None, xn=None) -> None:
         """Train step k on uniforms u (drawn here when None), or on the batch -x given as xn."""
         if xn is None:
-            u = self.uniforms.draw() if u is None else u
-            xn = _neg_features(u, self.scale, self.signed, self.on)
+            xn = self.features.draw(u)
         self.kernel(self.params, xn, self.imps, self.history[k, self.rows], self.grads)
         self.t += 1
         _adamw(self.params, self.grads, self.exp_avg, self.exp_avg_sq, self.state_steps, self.t,
@@ -341,29 +355,6 @@ def _split(chunks: list, n_groups: int) -> list[list]:
     """Contiguous groups of chunks, as equal in size as possible."""
     bounds = [round(j * len(chunks) / n_groups) for j in range(n_groups + 1)]
     return [chunks[a:z] for a, z in zip(bounds[:-1], bounds[1:], strict=True)]
-
-
-def _auto_threads(model, batch_size: int) -> int:
-    # Small models are bound by per-op overhead, where a second thread only adds
-    # synchronisation (and collapses when the other core is busy); big ones are compute bound.
-    work = batch_size * model.n_instances * model.n_features * getattr(model, "d_hidden", 1)
-    return 1 if work < 2_000_000 else torch.get_num_threads()
-
-
-_num_threads, _want_progress = _util.num_threads, _util.want_progress
-
-
-def _lr_at(lr: float, schedule: str, steps: int, warmup: int):
-    """The learning rate of step k (0-based): linear warmup, then constant or cosine decay."""
-
-    def at(k: int) -> float:
-        if k < warmup:
-            return lr * (k + 1) / warmup
-        if schedule == "cosine":
-            return lr * 0.5 * (1 + math.cos(math.pi * (k - warmup) / max(1, steps - warmup)))
-        return lr
-
-    return at
 
 
 def _run(groups: list[list], steps: int, lr_at, on_step, prefetch: bool, feed=None) -> None:
@@ -417,225 +408,42 @@ def _run(groups: list[list], steps: int, lr_at, on_step, prefetch: bool, feed=No
         raise errors[0]
 
 
-def _train_autograd(model, p, imp, steps, batch_size, lr_at, wd, seed, threads, on_step, history,
-                    draw=None):
-    """The plain loop for any other module with `_forward` and `target`: autograd + AdamW."""
-    gen = torch.Generator(device=imp.device).manual_seed(_stream_seed(seed, 0))
-    params = list(model.parameters())
-    opt = torch.optim.AdamW(params, lr=lr_at(0), betas=BETAS, eps=EPS, weight_decay=wd)
-    n_threads = threads or (_auto_threads(model, batch_size) if imp.device.type == "cpu" else None)
-    with _num_threads(n_threads):
-        for k in range(steps):
-            for group in opt.param_groups:
-                group["lr"] = lr_at(k)
-            if draw is None:
-                x = _sample_ibf(batch_size, p, model.signed_inputs, gen)  # (I, B, F)
-            else:
-                x = draw(gen).transpose(0, 1)  # (I, B, F)
-            opt.zero_grad(set_to_none=True)
-            loss = _autograd_loss(model, x, imp)
-            loss.sum().backward()
-            opt.step()
-            history[k] = loss.detach()
-            on_step(k)
-    for prm in params:
-        prm.grad = None
+def train(run: training._Run) -> torch.Tensor:
+    """Run the checked training `run` (a `training._Run`) of a ToyModel or AbsModel.
 
-
-def train(
-    model,
-    *,
-    feature_probability=None,
-    importance=1.0,
-    steps: int = 10_000,
-    batch_size: int = 1024,
-    lr: float = 1e-3,
-    weight_decay: float = 0.01,
-    schedule: str = "constant",
-    seed: int = 0,
-    progress: bool | None = None,
-    threads: int | None = None,
-    warmup: int = 0,
-    sampler=None,
-    snapshot_every: int | None = None,
-    snapshots: list | None = None,
-) -> torch.Tensor:
-    """Train `model` in place on sparse features; return the (steps, instances) loss history.
-
-    `feature_probability` (1 - S) and `importance` broadcast to (instances, features), e.g. a
-    (instances, 1) column of densities for a sparsity sweep. Same seed, same result, whatever
-    `threads` (the most CPU threads to use; `None` means torch's setting, usually the number
-    of cores). `schedule` is "constant" or "cosine" (decay to 0), after `warmup` steps of
-    linear ramp from 0.
-    `progress=None` shows a bar unless the environment sets SUPERSIM_PROGRESS=0.
-
-    Other data: instead of `feature_probability`, pass `sampler`, called as
-    `sampler(batch_size, generator)` once per step; it returns the batch as a (batch_size,
-    instances, features) tensor, like `data.sample_features`, and `generator` is a
-    `torch.Generator` seeded from `seed` for any random draws it makes (e.g.
-    `data.finite_sampler` for a fixed training set). Loss and optimiser are the same.
-
-    Snapshots: with `snapshot_every=k`, a copy of every parameter, `{name: tensor}` on the
-    CPU, is appended to the list `snapshots` after steps k, 2k, ... (counted from 1), as a
-    pair `(step, params)`. The numbers are the same as without snapshots.
+    Fills `run.history` (steps, I) with each step's loss and returns it on the CPU.
     """
-    model = _check_model(model)
-    steps = _check_size(steps, "steps")
-    batch_size = _check_size(batch_size, "batch_size")
-    lr = _util.real(lr, "lr", low=0)
-    weight_decay = _util.real(weight_decay, "weight_decay", low=0)
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-    seed = _util.seed(seed)
-    if threads is not None:
-        threads = _check_size(threads, "threads")
-    warmup = _util.integer(warmup, "warmup", low=0, high=steps)
-    if progress is not None and not isinstance(progress, bool):
-        raise ValueError(f"progress must be None, True or False, got {progress!r}")
-    if (feature_probability is None) == (sampler is None):
-        raise ValueError("pass exactly one of feature_probability and sampler")
-    if sampler is not None and not callable(sampler):
-        raise ValueError(f"sampler must be callable as sampler(batch_size, generator), got {sampler!r}")
-    if snapshot_every is not None:
-        snapshot_every = _check_size(snapshot_every, "snapshot_every")
-        if not isinstance(snapshots, list):
-            raise ValueError(f"snapshots must be a list to append to when snapshot_every is set, "
-                             f"got {snapshots!r}")
-    elif snapshots is not None:
-        raise ValueError("snapshots needs snapshot_every (how many steps between snapshots)")
-    device = next(model.parameters()).device
+    model, device, history = run.model, run.device, run.history
     shape = (model.n_instances, model.n_features)
-    p = None
-    if sampler is None:
-        p = per_instance_feature(feature_probability, *shape, name="feature_probability", high=1.0)
-        p = p.to(device)
-    imp = per_instance_feature(importance, *shape, name="importance").to(device)
-    lr_at = _lr_at(lr, schedule, steps, warmup)
-    history = torch.empty(steps, model.n_instances, device=device)
-
-    bar = None
-    if _want_progress(progress):
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=steps, desc=type(model).__name__, mininterval=0.5, leave=False)
-
-    shown = slice(0, model.n_instances)  # the instances whose loss the bar shows
-    halve = 1.0
-
-    def on_step(k: int) -> None:
-        if bar is not None and k % 100 == 99:
-            bar.update(100)
-            bar.set_postfix(loss=f"{history[k, shown].mean().item() * halve:.4g}", refresh=False)
-        if snapshot_every is not None and (k + 1) % snapshot_every == 0:
-            params = {n: t.detach().to("cpu", copy=True) for n, t in model.named_parameters()}
-            snapshots.append((k + 1, params))
-
-    draw = None
-    if sampler is not None:
-        gen = torch.Generator(device=device).manual_seed(_stream_seed(seed, 0))
-        want = (batch_size, *shape)
-
-        def draw(gen=gen) -> torch.Tensor:
-            x = sampler(batch_size, gen)
-            if not isinstance(x, torch.Tensor) or tuple(x.shape) != want:
-                got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-                raise ValueError(f"sampler must return shape {want} (a tensor), got {got}")
-            return x.to(device=device, dtype=torch.float32)  # (B, I, F)
-
+    rows = _chunk_rows(*shape, run.batch_size, device)
+    fused = _fused_adamw_works(device)
+    chunks = [
+        _Chunk(model, r, run.p, run.importance, run.batch_size, _stream_seed(run.seed, j),
+               history, fused, run.weight_decay)
+        for j, r in enumerate(rows)
+    ]
+    cpu = device.type == "cpu"
+    # about five (I, F, B) x H matmuls and eight elementwise passes per step
+    work = run.batch_size * model.n_instances * model.n_features * (5 * model.d_hidden + 8)
+    threads = _util.threads_for(work, run.threads)
+    n_groups = min(threads, len(chunks)) if cpu else 1
+    feed = None
+    if run.sampler is not None:
         def feed(k: int) -> torch.Tensor:
-            return draw().permute(1, 2, 0).neg().contiguous()  # -x, (I, F, B)
+            return run.sampler().permute(0, 2, 1).neg().contiguous()  # -x, (I, F, B)
 
-    try:
-        # exact types only: a subclass may change the forward pass the hand-written gradients assume
-        if type(model) not in (ToyModel, AbsModel):
-            _train_autograd(
-                model, p, imp, steps, batch_size, lr_at, weight_decay, seed, threads, on_step,
-                history, draw,
-            )
-            return history.cpu()
-        rows = _chunk_rows(*shape, batch_size, device)
-        fused = _fused_adamw_works(device)
-        chunks = [
-            _Chunk(model, r, p, imp, batch_size, _stream_seed(seed, j), history, fused,
-                   weight_decay)
-            for j, r in enumerate(rows)
-        ]
-        cpu = device.type == "cpu"
-        threads = threads or torch.get_num_threads()
-        work = batch_size * model.n_instances * model.n_features * (model.d_hidden + 8)
-        n_groups = min(threads, len(chunks)) if cpu and work >= _THREAD_WORK else 1
-        # Snapshots and a sampler's batches need every chunk at the same step: one worker.
-        # Chunks give the same numbers in any grouping, so this changes speed, not results.
-        if snapshot_every is not None or draw is not None:
-            n_groups = 1
-        # a spare thread draws the random numbers ahead of a lone worker
-        prefetch = cpu and n_groups == 1 and threads > 1 and draw is None
-        # Each worker thread runs its chunks single-threaded: no OpenMP barriers to stall on.
-        groups = _split(chunks, n_groups)
-        # the bar runs in the first group's thread, and the kernels record 2 x loss
-        shown, halve = slice(0, groups[0][-1].rows.stop), 0.5
-        with _num_threads(1 if cpu else None):
-            _run(groups, steps, lr_at, on_step, prefetch, None if draw is None else feed)
-        history.mul_(0.5)  # the kernels record 2 x loss
-    finally:
-        if bar is not None:
-            bar.close()
+    # Snapshots and a sampler's batches need every chunk at the same step: one worker.
+    # Chunks give the same numbers in any grouping, so this changes speed, not results.
+    if run.snapshot_every is not None or feed is not None:
+        n_groups = 1
+    # a spare thread draws the random numbers ahead of a lone worker
+    all_threads = run.threads or torch.get_num_threads()
+    prefetch = cpu and n_groups == 1 and all_threads > 1 and feed is None
+    # Each worker thread runs its chunks single-threaded: no OpenMP barriers to stall on.
+    groups = _split(chunks, n_groups)
+    # the bar runs in the first group's thread, and the kernels record 2 x loss
+    run.shown, run.loss_scale = slice(0, groups[0][-1].rows.stop), 0.5
+    with _util.num_threads(1 if cpu else None):
+        _run(groups, run.steps, run.lr_at, run.after_step, prefetch, feed)
+    history.mul_(0.5)
     return history.cpu()
-
-
-def _check_model(model):
-    """A supersim model with float32 parameters (the training kernels' precision)."""
-    model = _util.model_of(model)
-    dtypes = {p.dtype for p in model.parameters()}
-    if dtypes != {torch.float32}:
-        got = ", ".join(sorted(str(d) for d in dtypes)) or "no parameters"
-        raise ValueError(
-            f"model must have float32 parameters (call model.float()), got {got}"
-        )
-    return model
-
-
-def _autograd_loss(model, x: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:
-    out = model._forward(x)
-    return (importance.unsqueeze(1) * (out - model.target(x)).square()).mean(dim=(1, 2))
-
-
-@torch.no_grad()
-def evaluate(
-    model, *, feature_probability, importance=1.0, batch_size: int = 100_000, seed: int = 1234
-):
-    """Per-instance loss (instances,) on one large fresh batch: the number to compare restarts by."""
-    model = _check_model(model)
-    batch_size = _check_size(batch_size, "batch_size")
-    seed = _util.seed(seed)
-    device = next(model.parameters()).device
-    shape = (model.n_instances, model.n_features)
-    p = per_instance_feature(feature_probability, *shape, name="feature_probability", high=1.0)
-    imp = per_instance_feature(importance, *shape, name="importance")
-    p, imp = p.to(device), imp.to(device)
-    gen = torch.Generator(device=device).manual_seed(seed)
-    # in pieces of at most ~4M entries, so a big sweep does not need gigabytes
-    rows = max(1, min(batch_size, (1 << 22) // (shape[0] * shape[1])))
-    total = torch.zeros(shape[0], device=device)
-    for start in range(0, batch_size, rows):
-        n = min(rows, batch_size - start)
-        x = _sample_ibf(n, p, model.signed_inputs, gen)  # (I, n, F)
-        total += _autograd_loss(model, x, imp) * n
-    return (total / batch_size).cpu()
-
-
-def best_of_restarts(loss: torch.Tensor, n_restarts: int) -> torch.Tensor:
-    """Indices of the lowest-loss instance in each group of `n_restarts` consecutive instances.
-
-    Lay a sweep out as instance = config * n_restarts + restart; the result indexes the
-    instances axis, one winner per config, as the paper kept the best of several fits.
-    """
-    n_restarts = _check_size(n_restarts, "n_restarts")
-    loss = _util.float_tensor(loss, "loss", min_dim=1, max_dim=1)
-    if loss.numel() % n_restarts:
-        raise ValueError(
-            f"loss must be 1-D with a length divisible by n_restarts={n_restarts}, "
-            f"got shape {tuple(loss.shape)}"
-        )
-    groups = loss.view(-1, n_restarts)
-    return groups.argmin(dim=1) + torch.arange(groups.shape[0]) * n_restarts
