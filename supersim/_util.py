@@ -62,7 +62,7 @@ def size(value, name: str) -> int:
     return int(value)
 
 
-def real(
+def number(
     value,
     name: str,
     *,

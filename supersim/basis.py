@@ -153,7 +153,7 @@ def one_hot_inputs(n_features: int, n_instances: int = 1, *, value: float = 1.0)
     """
     n_features = _check_size(n_features, "n_features")
     n_instances = _check_size(n_instances, "n_instances")
-    value = _util.real(value, "value")
+    value = _util.number(value, "value")
     eye = torch.eye(n_features) * value  # (features on, features)
     return eye.unsqueeze(1).repeat(1, n_instances, 1)
 
@@ -168,7 +168,7 @@ def features_per_neuron(
     With `relative=True` the threshold is a fraction of each unit's largest response instead
     (chapter 6 counts the features within 20% of a unit's favourite, `threshold=0.2`).
     """
-    threshold = _util.real(threshold, "threshold", low=0)
+    threshold = _util.number(threshold, "threshold", low=0)
     relative = _util.flag(relative, "relative")
     r = _t(responses)
     if r.dim() != 2:

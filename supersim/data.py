@@ -117,7 +117,7 @@ def sparsity_sweep(n: int, lowest_probability: float = 0.05) -> torch.Tensor:
     """The paper's sweep of feature probabilities 1 - S, (n,): geometric from 1 down to
     `lowest_probability` in n steps."""
     n = _check_size(n, "n")
-    lowest = _util.real(lowest_probability, "lowest_probability", low=0, high=1, low_open=True)
+    lowest = _util.number(lowest_probability, "lowest_probability", low=0, high=1, low_open=True)
     if n == 1:
         return torch.ones(1)
     k = torch.arange(n, dtype=torch.float64)
@@ -127,7 +127,7 @@ def sparsity_sweep(n: int, lowest_probability: float = 0.05) -> torch.Tensor:
 def importance_decay(n_features: int, ratio: float) -> torch.Tensor:
     """Importance I_i = ratio**i for i = 0..n_features-1, the paper's decaying importance."""
     n_features = _check_size(n_features, "n_features")
-    ratio = _util.real(ratio, "ratio", low=0, high=1, low_open=True)
+    ratio = _util.number(ratio, "ratio", low=0, high=1, low_open=True)
     return ratio ** torch.arange(n_features, dtype=torch.float32)
 
 

@@ -52,7 +52,7 @@ def _check_k_n(k, n) -> tuple[int, int]:
 
 
 def _check_eps(eps) -> float:
-    return _util.real(eps, "eps", low=0, high=1, low_open=True, high_open=True)
+    return _util.number(eps, "eps", low=0, high=1, low_open=True, high_open=True)
 
 
 def _rows(V) -> torch.Tensor:
@@ -264,7 +264,7 @@ def pack(
     threads = _check_size(threads, "threads")
     one_sided = _util.flag(one_sided, "one_sided")
     _generator(seed)  # checks the seed now, before any work
-    lr = _util.real(lr, "lr", low=0, low_open=True)
+    lr = _util.number(lr, "lr", low=0, low_open=True)
     beta = tuple(beta) if isinstance(beta, (tuple, list)) else (beta,)
     real = all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in beta)
     if len(beta) != 2 or not real or not 0 < beta[0] <= beta[1] < math.inf:

@@ -81,7 +81,7 @@ def represented(W: torch.Tensor | np.ndarray, norm_threshold: float = REPRESENTE
     The chapters' test for "the model gave this feature a direction" (chapter 4), e.g. to pick
     a model's represented directions, `W[:, represented(W)]` for a (hidden, features) W.
     """
-    norm_threshold = _util.real(norm_threshold, "norm_threshold", low=0)
+    norm_threshold = _util.number(norm_threshold, "norm_threshold", low=0)
     W, sq = _as_w(W)
     keep = W.norm(dim=1) > norm_threshold
     return keep.squeeze(0) if sq else keep

@@ -38,7 +38,7 @@ def show_source(obj: object) -> None:
 
 
 def _round(x: float, digits: int, direction) -> float:
-    x = _util.real(x, "x")
+    x = _util.number(x, "x")
     if isinstance(digits, bool) or not isinstance(digits, numbers.Integral):
         raise ValueError(f"digits must be an integer, got {digits!r}")
     scale = 10 ** int(digits)

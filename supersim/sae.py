@@ -43,7 +43,7 @@ _EPS = 1e-12
 
 
 def _check_coeff(value, name: str) -> float:
-    return _util.real(value, name, low=0)
+    return _util.number(value, name, low=0)
 
 
 def _per_instance(value, n: int, name: str, cast) -> list:
@@ -486,7 +486,7 @@ def train_sae(
     dead_window = _check_size(dead_window, "dead_window")
     if resample_every is not None:
         resample_every = _check_size(resample_every, "resample_every")
-    lr = _util.real(lr, "lr", low=0, low_open=True)
+    lr = _util.number(lr, "lr", low=0, low_open=True)
     seed = _util.seed(seed)
     if threads is not None:
         threads = _check_size(threads, "threads")
@@ -630,7 +630,7 @@ def fraction_recovered(
     absolute: bool = False,
 ) -> torch.Tensor:
     """The fraction of true directions some learned direction matches with cosine > threshold."""
-    threshold = _util.real(threshold, "threshold", low=0, high=1)
+    threshold = _util.number(threshold, "threshold", low=0, high=1)
     return (max_cosine(learned, truth, absolute=absolute) > threshold).float().mean(-1)
 
 
@@ -653,7 +653,7 @@ def sparse_synthetic(
     n_features = _check_size(n_features, "n_features")
     n = _check_size(n_instances, "n_instances")
     gen = _generator(seed)
-    feature_probability = _util.real(feature_probability, "feature_probability", low=0, high=1)
+    feature_probability = _util.number(feature_probability, "feature_probability", low=0, high=1)
     directions = _normalise_rows(torch.randn(n, n_features, d_in, generator=gen))  # (I, N, D)
     codes = sample_features(n_samples, feature_probability, n, n_features, generator=gen)
     acts = torch.einsum("bin,ind->bid", codes, directions)  # (B, I, D)

@@ -278,8 +278,8 @@ class _Run:
         self.model = model = _check_model(model)
         self.steps = steps = _util.size(steps, "steps")
         self.batch_size = batch_size = _util.size(batch_size, "batch_size")
-        lr = _util.real(lr, "lr", low=0)
-        self.weight_decay = _util.real(weight_decay, "weight_decay", low=0)
+        lr = _util.number(lr, "lr", low=0)
+        self.weight_decay = _util.number(weight_decay, "weight_decay", low=0)
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         self.seed = _util.seed(seed)

@@ -305,15 +305,15 @@ def live_toy_model(
     options = {
         "n": _util.integer(n_features, "n_features", low=2, high=8),
         "m": _util.integer(d_hidden, "d_hidden", low=2, high=3),
-        "density": _util.real(feature_probability, "feature_probability", low=0.01, high=1.0),
-        "decay": _util.real(importance_decay, "importance_decay", low=0.7, high=1.0),
-        "lr": _util.real(lr, "lr", low=1e-4, high=3e-2),
-        "weightDecay": _util.real(weight_decay, "weight_decay", low=0.0, high=1.0),
+        "density": _util.number(feature_probability, "feature_probability", low=0.01, high=1.0),
+        "decay": _util.number(importance_decay, "importance_decay", low=0.7, high=1.0),
+        "lr": _util.number(lr, "lr", low=1e-4, high=3e-2),
+        "weightDecay": _util.number(weight_decay, "weight_decay", low=0.0, high=1.0),
         "batch": _util.integer(batch_size, "batch_size", low=1, high=65536),
         # the page's generator takes 32-bit seeds
         "seed": _util.integer(seed, "seed", low=0, high=2**32 - 1),
     }
-    fast = _util.real(fast_lr, "fast_lr", low=1e-4, high=3e-2)
+    fast = _util.number(fast_lr, "fast_lr", low=1e-4, high=3e-2)
     if not isinstance(title, str):
         raise ValueError(f"title must be a string, got {title!r}")
     colors = {
