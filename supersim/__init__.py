@@ -15,8 +15,10 @@ chapter that teaches it is in the module's docstring.
   threads (private; `training.train` hands it the book's models).
 - `metrics`: what trained weights say: feature norms, superposition, dimensionality, and
   `REPRESENTED_NORM`, the norm above which a feature counts as represented.
-- `phase`: phase diagrams: closed-form losses and boundaries, and trained grids (chapter 4b).
-- `neurons`: reading a model neuron by neuron, polysemanticity (chapters 4c, 5).
+- `phase`: phase diagrams: closed-form losses and boundaries, and trained grids (chapter 4, the page
+  "The geometry of superposition and phase changes").
+- `neurons`: reading a model neuron by neuron, polysemanticity (chapter 4, the page
+  "Non-uniform superposition and the privileged basis"; chapter 5).
 - `sae`: sparse coding, dictionary learning and sparse autoencoders (chapters 6, 9).
 - `dynamics`: following weights through training (chapter 7).
 - `adversarial`: adversarial vulnerability of the toy model (chapter 7).

@@ -45,18 +45,24 @@ def attack_radius(x: torch.Tensor, fraction: float = 0.1) -> torch.Tensor:
     return fraction * x.norm(dim=-1).mean(0)
 
 
-def attack_candidates(W: torch.Tensor | np.ndarray, radius: float | torch.Tensor) -> torch.Tensor:
+def attack_candidates(
+    W: torch.Tensor | np.ndarray, radius: float | torch.Tensor
+) -> torch.Tensor:
     """The closed-form attacks, (I, 2F, F): +-radius times the unit rows of W^T W.
 
-    Row i (and F + i, its negative) pushes the pre-activation of output i hardest per unit of
-    input length; a feature the model ignores (zero row) gives a zero attack.
+    Row i (and F + i, its negative) pushes the pre-activation of output i hardest per
+    unit of input length; a feature the model ignores (zero row) gives a zero attack.
     """
     W = torch.as_tensor(W).detach()
     if W.dim() != 3:
-        raise ValueError(f"W must be (instances, hidden, features), got {tuple(W.shape)}")
+        raise ValueError(
+            f"W must be (instances, hidden, features), got {tuple(W.shape)}"
+        )
     radius = torch.as_tensor(radius, dtype=W.dtype, device=W.device).reshape(-1)
     if radius.numel() not in (1, W.shape[0]) or bool((radius < 0).any()):
-        raise ValueError(f"radius must be >= 0, one value or one per instance ({W.shape[0]})")
+        raise ValueError(
+            f"radius must be >= 0, one value or one per instance ({W.shape[0]})"
+        )
     G = W.transpose(1, 2) @ W  # (I, F, F), symmetric
     rows = G / G.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     return torch.cat([rows, -rows], dim=1) * radius.view(-1, 1, 1)  # (I, 2F, F)

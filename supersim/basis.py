@@ -63,7 +63,10 @@ def _check_pair(x: torch.Tensor, V: torch.Tensor, x_name: str, axis: int) -> Non
 
 
 def embed(x: Array, V: Array) -> torch.Tensor:
-    """The linear representation h = sum_i x_i w_i: (..., k) values, (k, n) rows -> (..., n)."""
+    """The linear representation h = sum_i x_i w_i.
+
+    (..., k) values, (k, n) rows w_i -> (..., n).
+    """
     x, V = _t(x), _t(V)
     _check_pair(x, V, "x", 0)
     return x @ V
@@ -72,7 +75,10 @@ def embed(x: Array, V: Array) -> torch.Tensor:
 def read_back(
     h: Array, V: Array, *, relu: bool = False, bias: float = 0.0
 ) -> torch.Tensor:
-    """Each feature's read-out h . w_j (+ bias, through a ReLU if `relu`): (..., n) -> (..., k)."""
+    """Each feature's read-out h . w_j (+ bias, through a ReLU if `relu`).
+
+    (..., n) activations, (k, n) rows w_j -> (..., k).
+    """
     h, V = _t(h), _t(V)
     _check_pair(h, V, "h", 1)
     out = h @ V.T + bias  # (..., k)
@@ -133,15 +139,18 @@ def excess_kurtosis(a: Array, dim: int = 0) -> torch.Tensor:
 
 
 def axis_share(a: Array, dim: int = -1) -> torch.Tensor:
-    """max_k a_k^2 / sum_k a_k^2 along `dim`: 1 for a vector on one axis, 1/n when spread evenly.
+    """max_k a_k^2 / sum_k a_k^2 along `dim`, which the result drops.
 
-    On a (neurons, features) weight matrix, dim=0 says how much of each feature sits on its
-    strongest neuron, dim=1 how much of each neuron belongs to its strongest feature. 0 for a
-    zero vector.
+    1 for a vector on one axis, 1/n when spread evenly, 0 for a zero vector.
+
+    On a (neurons, features) weight matrix, dim=0 says how much of each feature sits on
+    its strongest neuron, dim=1 how much of each neuron belongs to its strongest
+    feature.
     """
     sq = _t(a).square()
     total = sq.sum(dim)
-    return torch.where(total > _EPS, sq.amax(dim) / total.clamp_min(_EPS), torch.zeros_like(total))
+    share = sq.amax(dim) / total.clamp_min(_EPS)
+    return torch.where(total > _EPS, share, torch.zeros_like(total))
 
 
 def one_hot_inputs(n_features: int, n_instances: int = 1, *, value: float = 1.0) -> torch.Tensor:
@@ -179,11 +188,12 @@ def features_per_neuron(
 
 
 def procrustes(A: Array, B: Array) -> torch.Tensor:
-    """The orthogonal map Q minimising ||A Q - B||_F: A is (batch, n), B is (batch, k), Q is (n, k).
+    """The orthogonal map Q minimising ||A Q - B||_F.
 
-    Q = U V^T from the SVD of A^T B. For k <= n its columns are orthonormal (an isometry into
-    the k-dim target); for k > n its rows are, which is the most an orthogonal map can do when
-    there are more targets than dimensions.
+    A is (batch, n), B is (batch, k), Q is (n, k). Q = U V^T from the SVD of A^T B. For
+    k <= n its columns are orthonormal (an isometry into the k-dim target); for k > n
+    its rows are, which is the most an orthogonal map can do when there are more targets
+    than dimensions.
     """
     A, B = _t(A), _t(B)
     if A.dim() != 2 or B.dim() != 2 or A.shape[0] != B.shape[0]:
@@ -191,7 +201,8 @@ def procrustes(A: Array, B: Array) -> torch.Tensor:
             f"A and B must be (batch, n) and (batch, k) with the same batch, got "
             f"{tuple(A.shape)} and {tuple(B.shape)}"
         )
-    U, _, Vh = torch.linalg.svd(A.T @ B, full_matrices=False)  # (n, r), (r, k), r = min(n, k)
+    # U (n, r), Vh (r, k), with r = min(n, k)
+    U, _, Vh = torch.linalg.svd(A.T @ B, full_matrices=False)
     return U @ Vh
 
 

@@ -145,26 +145,32 @@ def sample_correlated_features(
 ) -> torch.Tensor:
     """Draw a (batch, instances, features) batch whose features come in correlated sets.
 
-    Features are laid out as `n_correlated` sets of `set_size` features that are active all
-    together or not at all, then `n_anticorrelated` sets in which at most one feature is active,
-    then `n_independent` independent features. Every feature is active with the same marginal
-    probability p (a scalar or one value per instance, (instances, 1)), and an active feature
-    is U[0, 1] independently of the others. An anticorrelated set fires with probability
-    set_size * p, so p may not exceed 1 / set_size when there are such sets.
+    Features are laid out as `n_correlated` sets of `set_size` features that are active
+    all together or not at all, then `n_anticorrelated` sets in which at most one
+    feature is active, then `n_independent` independent features. Every feature is
+    active with the same marginal probability p (a scalar or one value per instance,
+    (instances, 1)), and an active feature is U[0, 1] independently of the others. An
+    anticorrelated set fires with probability set_size * p, so p may not exceed
+    1 / set_size when there are such sets.
 
-    Elhage et al. (2022) use pairs of these to show that correlated features take orthogonal
-    directions and anticorrelated ones opposite directions (chapter 4b).
+    Elhage et al. (2022) use pairs of these to show that correlated features take
+    orthogonal directions and anticorrelated ones opposite directions (chapter 4, the
+    page "Non-uniform superposition and the privileged basis").
     """
     batch_size = _check_size(batch_size, "batch_size")
     n_instances = _check_size(n_instances, "n_instances")
     set_size = _check_size(set_size, "set_size")
     counts = (n_correlated, n_anticorrelated, n_independent)
     names = ("n_correlated", "n_anticorrelated", "n_independent")
-    counts = tuple(_util.integer(v, name, low=0) for name, v in zip(names, counts, strict=True))
+    counts = tuple(
+        _util.integer(v, name, low=0) for name, v in zip(names, counts, strict=True)
+    )
     n_correlated, n_anticorrelated, n_independent = counts
     n_features = set_size * (n_correlated + n_anticorrelated) + n_independent
     if n_features == 0:
-        raise ValueError("n_correlated, n_anticorrelated and n_independent are all 0: no features")
+        raise ValueError(
+            "n_correlated, n_anticorrelated and n_independent are all 0: no features"
+        )
     high = 1.0 / set_size if n_anticorrelated else 1.0
     _check_generator(generator)
     p = per_instance_feature(
@@ -172,48 +178,64 @@ def sample_correlated_features(
         device=_util.device(device),
     )  # (I, 1): one marginal probability per instance
     shape = (batch_size, n_instances)
-    value = torch.rand((*shape, n_features), generator=generator, device=p.device)  # (B, I, F)
+    draw = dict(generator=generator, device=p.device)
+    value = torch.rand((*shape, n_features), **draw)  # (B, I, F)
     parts = []
     if n_correlated:
-        fires = torch.rand((*shape, n_correlated), generator=generator, device=p.device) < p
-        parts.append(fires.repeat_interleave(set_size, dim=-1))  # every member of a set alike
+        fires = torch.rand((*shape, n_correlated), **draw) < p
+        # every member of a set alike
+        parts.append(fires.repeat_interleave(set_size, dim=-1))
     if n_anticorrelated:
-        # one uniform u per set: the set fires when u < set_size * p, and then floor(u / p) is
-        # a uniformly chosen member, so each member fires with probability p and never two
-        u = torch.rand((*shape, n_anticorrelated), generator=generator, device=p.device)
-        member = torch.where(u < set_size * p, torch.floor(u / p.clamp_min(1e-12)), -1.0)
+        # one uniform u per set: the set fires when u < set_size * p, and then
+        # floor(u / p) is a uniformly chosen member, so each member fires with
+        # probability p, and never two at once
+        u = torch.rand((*shape, n_anticorrelated), **draw)
+        member = torch.floor(u / p.clamp_min(1e-12))
+        member = torch.where(u < set_size * p, member, -1.0)
         ks = torch.arange(set_size, device=p.device, dtype=member.dtype)
-        parts.append((member.unsqueeze(-1) == ks).flatten(-2))  # (B, I, sets * set_size)
+        # (B, I, sets * set_size)
+        parts.append((member.unsqueeze(-1) == ks).flatten(-2))
     if n_independent:
-        parts.append(torch.rand((*shape, n_independent), generator=generator, device=p.device) < p)
+        parts.append(torch.rand((*shape, n_independent), **draw) < p)
     active = torch.cat(parts, dim=-1)
     return torch.where(active, value, torch.zeros((), device=p.device))
 
 
-def finite_sampler(x: torch.Tensor) -> Callable[[int, torch.Generator | None], torch.Tensor]:
+def finite_sampler(
+    x: torch.Tensor,
+) -> Callable[[int, torch.Generator | None], torch.Tensor]:
     """A sampler for `train(..., sampler=...)` that draws from a fixed training set.
 
     x is the whole training set, (examples T, instances, features), e.g. from
-    `sample_features(T, ...)`. A batch of T is the full set, in order (full-batch training);
-    a smaller batch is a fresh random subset of the examples, the same for every instance.
-    Henighan et al. (2023) train the toy model this way to study memorization (chapter 8).
+    `sample_features(T, ...)`. A batch of T is the full set, in order (full-batch
+    training); a smaller batch is a fresh random subset of the examples, the same for
+    every instance. Henighan et al. (2023) train the toy model this way to study
+    memorization (chapter 8).
     """
     if not isinstance(x, torch.Tensor) or x.dim() != 3 or not x.is_floating_point():
         got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"x must be a float tensor (examples, instances, features), got {got}")
+        raise ValueError(
+            f"x must be a float tensor (examples, instances, features), got {got}"
+        )
     n_examples = x.shape[0]
     if n_examples < 1:
         raise ValueError("x must hold at least one example")
     if not bool(torch.isfinite(x).all()):
         raise ValueError("x must be finite (no NaN or inf)")
 
-    def sampler(batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sampler(
+        batch_size: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         batch_size = _check_size(batch_size, "batch_size")
         if batch_size > n_examples:
-            raise ValueError(f"batch_size must be at most the {n_examples} examples, got {batch_size}")
+            raise ValueError(
+                f"batch_size must be at most the {n_examples} examples, "
+                f"got {batch_size}"
+            )
         if batch_size == n_examples:
             return x  # (T, I, F)
-        pick = torch.randperm(n_examples, generator=generator, device=x.device)[:batch_size]
+        order = torch.randperm(n_examples, generator=generator, device=x.device)
+        pick = order[:batch_size]
         return x[pick]  # (B, I, F)
 
     return sampler

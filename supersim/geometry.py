@@ -75,13 +75,16 @@ def random_unit_vectors(
     dtype: torch.dtype = torch.float32,
     device: str | torch.device | None = None,
 ) -> torch.Tensor:
-    """k unit vectors drawn uniformly from the sphere in R^n: (k, n), or (batch, k, n)."""
+    """k unit vectors drawn uniformly from the sphere in R^n.
+
+    (k, n), or (batch, k, n) with `batch`.
+    """
     k, n = _check_k_n(k, n)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
     device = resolve_device(device)
     shape = (k, n) if batch is None else (_check_size(batch, "batch"), k, n)
-    # A standard Gaussian is rotation invariant, so its direction is uniform on the sphere.
+    # A standard Gaussian is rotation invariant: its direction is uniform on the sphere.
     X = torch.randn(shape, generator=_generator(seed), dtype=torch.float64)
     return (X / X.norm(dim=-1, keepdim=True)).to(dtype=dtype, device=device)
 
@@ -99,11 +102,11 @@ def cosine_matrix(V: Array) -> torch.Tensor:
 def coherence(V: Array, *, one_sided: bool = False) -> float | torch.Tensor:
     """The coherence of V: the largest absolute cosine between two distinct rows.
 
-    A float for a (k, n) V, a (batch,) tensor for a (batch, k, n) one; 0 for a single vector
-    (there is no pair). Rows need not be unit vectors. With `one_sided=True`, the largest
-    signed cosine instead (a spherical code's worst pair): what a ReLU read-out of
-    non-negative features pays for, since it discards negative interference (chapter 3).
-    It can be negative, down to -1 for two opposite vectors.
+    A float for a (k, n) V, a (batch,) tensor for a (batch, k, n) one; 0 for a single
+    vector (there is no pair). Rows need not be unit vectors. With `one_sided=True`, the
+    largest signed cosine instead (a spherical code's worst pair): what a ReLU read-out
+    of non-negative features pays for, since it discards negative interference
+    (chapter 3). It can be negative, down to -1 for two opposite vectors.
     """
     one_sided = _util.flag(one_sided, "one_sided")
     C = cosine_matrix(V)
@@ -197,19 +200,22 @@ def smooth_max_loss(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A soft maximum of cos^2 over distinct pairs of unit rows, and its gradient.
 
-    (R, k, n) -> loss (R,) and d loss / dV (R, k, n). The loss is (w / beta) log sum exp(beta
-    cos^2 / w), w being the current largest cos^2 (held constant), so `beta` means the same at
-    any coherence: pairs within about w / beta of the worst pair share the gradient, the rest
-    hardly count. It lies between max cos^2 and max cos^2 (1 + log(k(k-1)) / beta).
-    With `one_sided=True` it softens the maximum of (1 + cos) / 2 instead, which is smallest
-    when the largest signed cosine is (opposite vectors then cost nothing).
+    (R, k, n) -> loss (R,) and d loss / dV (R, k, n). The loss is
+    (w / beta) log sum exp(beta cos^2 / w), w being the current largest cos^2 (held
+    constant), so `beta` means the same at any coherence: pairs within about w / beta of
+    the worst pair share the gradient, the rest hardly count. It lies between max cos^2
+    and max cos^2 (1 + log(k(k-1)) / beta). With `one_sided=True` it softens the maximum
+    of (1 + cos) / 2 instead, which is smallest when the largest signed cosine is
+    (opposite vectors then cost nothing).
     """
     C = V @ V.transpose(-1, -2)  # (R, k, k)
-    C2 = (1 + C) / 2 if one_sided else C.square()  # the quantity whose maximum we soften
+    # the quantity whose maximum we soften
+    C2 = (1 + C) / 2 if one_sided else C.square()
     C2.diagonal(dim1=-2, dim2=-1).zero_()  # a vector's cosine with itself is not a pair
     worst = C2.amax(dim=(-1, -2), keepdim=True).clamp_min(1e-12)  # (R, 1, 1)
-    # exp(beta (cos^2 / w - 1)): shifted by the largest term so nothing overflows, and clamped
-    # at -80 so that float32 never forms subnormal numbers, which are very slow on CPUs.
+    # exp(beta (cos^2 / w - 1)): shifted by the largest term so nothing overflows, and
+    # clamped at -80 so that float32 never forms subnormal numbers, which are very slow
+    # on CPUs.
     E = C2.mul_(beta / worst).sub_(beta).clamp_(min=-80.0).exp_()  # (R, k, k), in place
     E.diagonal(dim1=-2, dim2=-1).zero_()
     total = E.sum(dim=(-1, -2), keepdim=True)  # (R, 1, 1)

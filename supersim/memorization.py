@@ -33,8 +33,10 @@ def hidden_vectors(W: torch.Tensor | np.ndarray, x: torch.Tensor | np.ndarray) -
     return torch.einsum("ihf,tif->iht", W, x.to(W.dtype))
 
 
-def example_dimensionality(W: torch.Tensor | np.ndarray, x: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """D_j of every training example, (I, T): feature dimensionality over the h_j = W x_j.
+def example_dimensionality(
+    W: torch.Tensor | np.ndarray, x: torch.Tensor | np.ndarray
+) -> torch.Tensor:
+    """D_j of every training example, (I, T): feature dimensionality over h_j = W x_j.
 
     0 for an example the model maps to zero (e.g. an empty one).
     """
@@ -42,15 +44,17 @@ def example_dimensionality(W: torch.Tensor | np.ndarray, x: torch.Tensor | np.nd
 
 
 def typical_dimensionality(D: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """sum D^2 / sum D over the last axis: the D of a typical item, weighted by its share.
+    """sum D^2 / sum D over the last axis: the D of a typical item, weighted by share.
 
-    Items are examples or features. A clean polygon of k items in two dimensions gives 2/k
-    (1/2 for an antipodal pair, 2/5 for a pentagon) however many other items hold nothing;
-    many items with small shares give a small value. (...) -> (...) without the last axis.
+    Items are examples or features. A clean polygon of k items in two dimensions gives
+    2/k (1/2 for an antipodal pair, 2/5 for a pentagon) however many other items hold
+    nothing; many items with small shares give a small value. (...) -> (...) without the
+    last axis.
     """
     D = torch.as_tensor(D)
     if D.dim() < 1 or D.shape[-1] < 1 or bool((D < 0).any()):
         raise ValueError(
-            f"D must hold non-negative dimensionalities along its last axis, got {tuple(D.shape)}"
+            "D must hold non-negative dimensionalities along its last axis, got "
+            f"{tuple(D.shape)}"
         )
     return D.square().sum(-1) / D.sum(-1).clamp_min(1e-12)

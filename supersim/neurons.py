@@ -60,9 +60,10 @@ def neuron_norms(W1: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 
 def neuron_shares(W1: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """Share of neuron k's squared input weight that feature i carries: W1[k,i]^2 / ||W1_k||^2.
+    """Share of neuron k's squared input weight that feature i carries.
 
-    (instances, neurons, features); each neuron's shares sum to 1 (0 for an all-zero neuron).
+    W1[k,i]^2 / ||W1_k||^2, (instances, neurons, features); each neuron's shares
+    sum to 1 (0 for an all-zero neuron).
     """
     W1, sq = _as_w1(W1)
     w2 = W1.square()
@@ -72,11 +73,11 @@ def neuron_shares(W1: torch.Tensor | np.ndarray) -> torch.Tensor:
 
 
 def neuron_polysemanticity(W1: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """The effective number of features in each neuron's input weights: 1 / sum_i s_ki^2.
+    """The effective number of features in a neuron's input weights, 1 / sum_i s_ki^2.
 
-    s_ki is feature i's share of neuron k's squared input weight (`neuron_shares`). It is 1 for
-    a neuron with one feature, 2 for two equal features, n for n equal ones; in between for
-    unequal shares. 0 for an all-zero neuron. Returns (instances, neurons).
+    s_ki is feature i's share of neuron k's squared input weight (`neuron_shares`). It
+    is 1 for a neuron with one feature, 2 for two equal features, n for n equal ones; in
+    between for unequal shares. 0 for an all-zero neuron. Returns (instances, neurons).
     """
     W1, sq = _as_w1(W1)
     s = neuron_shares(W1).double()

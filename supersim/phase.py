@@ -16,9 +16,9 @@ superposition. As everywhere in the package, that probability is called `feature
 - trains a model on inputs from any sampler (e.g. `data.sample_correlated_features`) through
   `training.train`.
 
-Taught in chapter 4b ("The geometry of superposition and phase changes"); chapter 4c
-("Non-uniform superposition and the privileged basis") uses the loss helpers and the sampler
-loop.
+Taught in chapter 4, on its page "The geometry of superposition and phase changes"; the
+chapter's page "Non-uniform superposition and the privileged basis" uses the loss helpers and
+the sampler loop.
 
 Shapes: B = batch, I = instances, F = features, H = hidden; R importances and P feature
 probabilities along the axes of a phase diagram.
@@ -68,10 +68,11 @@ def closed_form_losses(
     importance: float | torch.Tensor | np.ndarray,
     n_features: int = 2,
 ) -> torch.Tensor:
-    """Expected loss E sum_i I_i (x_i - x'_i)^2 of hand-built solutions, (..., 3) in `PHASES` order.
+    """Expected loss E sum_i I_i (x_i - x'_i)^2 of hand-built solutions.
 
-    The extra (last) feature has `importance` r, the others 1; every feature is active with
-    probability d = `feature_probability` (1 - S), the two broadcast against each other, and
+    Returns (..., 3), the losses in `PHASES` order. The extra (last) feature has
+    `importance` r, the others 1; every feature is active with probability
+    d = `feature_probability` (1 - S), the two broadcast against each other, and
     is U[0, 1] when active. A dropped feature costs its variance v = d/3 - d^2/4 (a bias
     outputs its mean d/2), and two features sharing a line as an antipodal pair lose
     E[min(x_i, x_j)^2] = 1/6 (times their importances) when both are active, so:
@@ -79,12 +80,14 @@ def closed_form_losses(
     - n = 2, m = 1 (Wattenberg's closed forms): ignored r v; superposed (W = [1, -1])
       (1 + r) d^2 / 6; dedicated (W = [0, 1], feature 0 dropped) v.
     - n = 3, m = 2: ignored (features 0, 1 on the two axes) r v; superposed (the extra
-      feature antipodal to feature 0, feature 1 on the other axis) (1 + r) d^2 / 6; dedicated
-      (the extra feature on an axis of its own, features 0 and 1 as an antipodal pair on the
-      other, or feature 1 dropped when that is cheaper) min(d^2 / 3, v).
+      feature antipodal to feature 0, feature 1 on the other axis) (1 + r) d^2 / 6;
+      dedicated (the extra feature on an axis of its own, features 0 and 1 as an
+      antipodal pair on the other, or feature 1 dropped when that is cheaper)
+      min(d^2 / 3, v).
     """
     n_features = _n_features(n_features)
-    d, r = torch.broadcast_tensors(_probability(feature_probability), _importance(importance))
+    d = _probability(feature_probability)
+    d, r = torch.broadcast_tensors(d, _importance(importance))
     v = d / 3 - d**2 / 4
     dedicated = v if n_features == 2 else torch.minimum(d**2 / 3, v)
     return torch.stack([r * v, (1 + r) * d**2 / 6, dedicated], dim=-1)
@@ -202,7 +205,7 @@ class PhaseDiagram:
     probability) cell.
 
     `W` and `b` are the kept restart's weights and output bias: enough to rebuild each kept
-    model and score it again, e.g. with more samples (chapter 4b does).
+    model and score it again, e.g. with more samples (chapter 4's page on phase changes does).
     """
 
     importances: torch.Tensor  # (R,)

@@ -342,7 +342,7 @@ def superposition_colorbar(
     return fig
 
 
-# ---- Chapter 4b ("The geometry of superposition and phase changes") -----------------------------
+# ---- Chapter 4, the page "The geometry of superposition and phase changes" ----------------------
 
 _PHASE_COLORS = ("#d9d9d9", "#f4a261", "#2a6f97")  # ignored, superposed, dedicated
 _STICKY = ((1.0, "1: own dimension"), (3 / 4, "3/4: tetrahedron"), (2 / 3, "2/3: triangle"),
@@ -488,8 +488,8 @@ def dimensionality_histogram(
                    ylabel="features", title_pad=12, xlim=(0, 1.05))
 
 
-# ---- Chapters 4c ("Non-uniform superposition and the privileged basis") and 5 ("Computing
-# absolute value in superposition"): reading neurons --------------------------------------------
+# ---- Chapter 4, the page "Non-uniform superposition and the privileged basis", and chapter 5
+# ("Computing absolute value in superposition"): reading neurons ------------------------------
 
 
 def _feature_palette(n_features: int, importance=None, colors=None) -> np.ndarray:

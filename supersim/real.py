@@ -198,12 +198,12 @@ def capture(
     batch_size: int = 64,
     special_tokens: bool = False,
 ) -> Activations | dict[str, Activations]:
-    """Run `texts` through the model in batches and keep every real token's activations at a site.
+    """Every real token's activations at a site, from `texts` run through in batches.
 
-    A forward hook on the site's module records its output; padding tokens are dropped (and
-    with `special_tokens=False`, [CLS] and [SEP] too). The layers after the site are skipped.
-    `site` is "mlp" or "resid" (an `Activations`), or a tuple of both (a dict of them, from
-    one pass).
+    A forward hook on the site's module records its output; padding tokens are dropped
+    (and with `special_tokens=False`, [CLS] and [SEP] too). The layers after the site
+    are skipped. `site` is "mlp" or "resid" (an `Activations`), or a tuple of both (a
+    dict of them, from one pass).
     """
     sites = (site,) if isinstance(site, str) else tuple(site)
     for s in sites or ("",):
@@ -221,7 +221,9 @@ def capture(
     parts = {s: [] for s in sites}
     index = {k: [] for k in ("text_index", "position", "offsets")}
     tokens = []
-    handles = [_module(encoder, layer, s).register_forward_hook(hooks(s)) for s in sites]
+    handles = [
+        _module(encoder, layer, s).register_forward_hook(hooks(s)) for s in sites
+    ]
     try:
         first = 0
         for enc in batches:
@@ -232,7 +234,9 @@ def capture(
             keep = enc["attention_mask"].bool()  # padding out
             if not special_tokens:
                 for i, ids in enumerate(enc["input_ids"].tolist()):
-                    mask = encoder.tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)
+                    mask = encoder.tokenizer.get_special_tokens_mask(
+                        ids, already_has_special_tokens=True
+                    )
                     keep[i] &= ~torch.tensor(mask, dtype=torch.bool)
             rows, cols = keep.nonzero(as_tuple=True)
             for s in sites:
@@ -240,13 +244,17 @@ def capture(
             index["text_index"].append(rows + first)
             index["position"].append(cols)
             index["offsets"].append(offsets[rows, cols])
-            tokens += encoder.tokenizer.convert_ids_to_tokens(enc["input_ids"][rows, cols].tolist())
+            kept_ids = enc["input_ids"][rows, cols].tolist()
+            tokens += encoder.tokenizer.convert_ids_to_tokens(kept_ids)
             first += keep.shape[0]
     finally:
         for handle in handles:
             handle.remove()
     index = {k: torch.cat(v) for k, v in index.items()}
-    out = {s: Activations(torch.cat(parts[s]), **index, tokens=tokens, layer=layer, site=s) for s in sites}
+    out = {
+        s: Activations(torch.cat(parts[s]), **index, tokens=tokens, layer=layer, site=s)
+        for s in sites
+    }
     return out[site] if isinstance(site, str) else out
 
 

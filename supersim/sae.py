@@ -3,7 +3,8 @@
 Given only activations h in R^d that a model built as sums of sparse features, find the feature
 directions again. Three tools, from classic to current:
 
-- `ista`: sparse codes for a *known* dictionary, min ||h - a D||^2 + lambda ||a||_1 (FISTA).
+- `ista`: sparse codes for a *known* dictionary, min ||h - a D||^2 + lambda ||a||_1 (FISTA;
+  `fista` is the loop itself, which chapter 6 shows).
 - `learn_dictionary`: alternate codes and a least-squares, renormalised dictionary update.
 - `SparseAutoencoder` + `train_sae`: an encoder that predicts the codes in one step (amortised
   sparse coding), with a unit-norm decoder and an L1 penalty (Sharkey et al. 2022; Bricken et
@@ -102,26 +103,40 @@ def ista(
         h = h.transpose(0, 1)
         init = None if init is None else init.transpose(0, 1)
     with _num_threads(_util.threads_for(h.numel() * Dm.shape[-2])):  # h D^T per step
-        a = _fista(h, Dm, lam, steps, nonneg, init)
+        a = fista(h, Dm, lam, steps, nonneg, init)
     return a.transpose(0, 1) if batched else a
 
 
-def _fista(h, D, lam: float, steps: int, nonneg: bool, init) -> torch.Tensor:
-    """The FISTA loop on checked inputs: h (.., B, d), dictionary D (.., S, d), codes (.., B, S)."""
-    # L = 2 sigma_max(D)^2 is the Lipschitz constant of the gradient of the squared error
+def fista(
+    h: torch.Tensor,
+    D: torch.Tensor,
+    lam: float,
+    steps: int,
+    nonneg: bool,
+    init: torch.Tensor | None,
+) -> torch.Tensor:
+    """The FISTA loop that `ista` runs once it has checked its arguments.
+
+    h is (.., B, d), the dictionary D (.., S, d) and the codes (.., B, S), with leading
+    axes (instances) in front, as `ista` arranges them; `init` is None or codes to start
+    from. No checks here: call `ista`.
+    """
+    # L = 2 sigma_max(D)^2 is the Lipschitz constant of the squared error's gradient
     L = 2 * torch.linalg.matrix_norm(D, ord=2).square().clamp_min(_EPS)[..., None, None]
-    gram, target = D @ D.transpose(-1, -2), h @ D.transpose(-1, -2)  # all the gradient needs
+    # all the gradient needs: (.., S, S) and (.., B, S)
+    gram, target = D @ D.transpose(-1, -2), h @ D.transpose(-1, -2)
     a = torch.zeros_like(target) if init is None else init.clone()
     y, t = a, 1.0
     for _ in range(steps):
         z = y - (2 / L) * (y @ gram - target)  # gradient step on ||h - y D||^2
-        # proximal step of the L1 term: shrink towards zero by lam / L, then clip at zero
+        # proximal step of the L1 term: shrink towards zero by lam / L, then clip at 0
         if nonneg:
             a_next = (z - lam / L).clamp_min(0)
         else:
             a_next = z.sign() * (z.abs() - lam / L).clamp_min(0)
         t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
-        y = a_next + ((t - 1) / t_next) * (a_next - a)  # Nesterov momentum: what makes FISTA fast
+        # Nesterov momentum: what makes FISTA fast
+        y = a_next + ((t - 1) / t_next) * (a_next - a)
         a, t = a_next, t_next
     return a
 
@@ -198,7 +213,10 @@ class SparseAutoencoder(nn.Module):
     one model). Parameters: `W_enc` (I, D, S), `b_enc` (I, S), `W_dec` (I, S, D), `b_dec` (I, D).
 
     Activations are (B, I, D), as a toy model's inputs are (B, I, F); (B, D) activations are
-    shared by every instance. Latents are (B, I, S) and reconstructions (B, I, D).
+    shared by every instance. Latents are (B, I, S) and reconstructions (B, I, D): `latents(h)`
+    and `forward(h)` (reconstruction and latents) take and give these. As in the toy models,
+    `encode` (I, B, D) -> (I, B, S) and `decode` (I, B, S) -> (I, B, D) are the same maps in the
+    instances-first layout that training uses.
     """
 
     def __init__(
@@ -252,40 +270,45 @@ class SparseAutoencoder(nn.Module):
             )
         return x.transpose(0, 1)
 
-    # The training loop works in (I, B, .) layout, where each instance is one matmul of a bmm.
-    def _encode(self, h: torch.Tensor) -> torch.Tensor:
-        """Latents in the (I, B, .) layout: (I, B, D) -> (I, B, S)."""
-        pre = torch.baddbmm(self.b_enc.unsqueeze(1), h - self.b_dec.unsqueeze(1), self.W_enc)
+    # As in the toy models, `encode` and `decode` work in the instances-first (I, B, .) layout
+    # that training uses, where each instance is one matmul of a bmm; `latents` and `forward`
+    # take (batch, instances, .) activations, as a toy model's `hidden` and `forward` do.
+    def encode(self, h: torch.Tensor) -> torch.Tensor:
+        """Latents a = act(W_enc^T (h - b_dec) + b_enc): (I, B, D) -> (I, B, S)."""
+        x = h - self.b_dec.unsqueeze(1)  # (I, B, D)
+        pre = torch.baddbmm(self.b_enc.unsqueeze(1), x, self.W_enc)  # (I, B, S)
         if self.kind == "l1":
             return torch.relu(pre)  # (I, B, S)
-        # TopK: keep the k_i largest pre-activations of instance i (k may differ per instance)
+        # TopK: keep the k_i largest pre-activations of instance i. k may differ per
+        # instance: take the k_max largest of each, then keep the first k_i of them
         k_max = int(self.k.max())
         values, index = pre.topk(k_max, dim=-1)  # (I, B, k_max)
-        keep = torch.arange(k_max, device=pre.device) < self.k.view(-1, 1, 1)  # (I, 1, k_max)
+        rank = torch.arange(k_max, device=pre.device)  # (k_max,)
+        keep = rank < self.k.view(-1, 1, 1)  # (I, 1, k_max)
         return torch.zeros_like(pre).scatter(-1, index, torch.relu(values) * keep)
 
-    def _decode(self, a: torch.Tensor) -> torch.Tensor:
-        """Reconstruction in the (I, B, .) layout: (I, B, S) @ (I, S, D) -> (I, B, D)."""
+    def decode(self, a: torch.Tensor) -> torch.Tensor:
+        """Reconstruction h_hat = a W_dec + b_dec: (I, B, S) @ (I, S, D) -> (I, B, D)."""
         return torch.baddbmm(self.b_dec.unsqueeze(1), a, self.W_dec)
 
-    def encode(self, h: torch.Tensor | np.ndarray) -> torch.Tensor:
+    def latents(self, h: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Latent activations: (B, I, D) or shared (B, D) -> (B, I, S)."""
-        return self._encode(self._to_ib(h, "activations", self.d_in)).transpose(0, 1)
-
-    def decode(self, a: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """Reconstruction from latents: (B, I, S) or shared (B, S) -> (B, I, D)."""
-        return self._decode(self._to_ib(a, "latents", self.d_sae)).transpose(0, 1)
+        return self.encode(self._to_ib(h, "activations", self.d_in)).transpose(0, 1)
 
     def forward(self, h: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """(reconstruction (B, I, D), latents (B, I, S)) for activations (B, I, D) or (B, D)."""
-        a = self._encode(self._to_ib(h, "activations", self.d_in))
-        return self._decode(a).transpose(0, 1), a.transpose(0, 1)
+        a = self.encode(self._to_ib(h, "activations", self.d_in))
+        return self.decode(a).transpose(0, 1), a.transpose(0, 1)
 
     def loss(self, h: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """Training loss per instance, (I,): squared error (summed over D, mean over B) + L1."""
-        h = self._to_ib(h, "activations", self.d_in)
-        a = self._encode(h)
-        mse = (self._decode(a) - h).square().sum(-1).mean(-1)  # (I,)
+        """Training loss per instance, (I,), for activations (B, I, D) or (B, D).
+
+        The squared error summed over D plus l1_coeff * ||a||_1 (l1_coeff is 0 for
+        TopK), both averaged over the batch.
+        """
+        h = self._to_ib(h, "activations", self.d_in)  # (I, B, D)
+        a = self.encode(h)
+        mse = (self.decode(a) - h).square().sum(-1).mean(-1)  # (I,)
         return mse + self.l1_coeff * a.sum(-1).mean(-1)  # a >= 0, so sum(a) = ||a||_1
 
     @torch.no_grad()
@@ -327,7 +350,7 @@ def _dense_loss_and_grads(sae: SparseAutoencoder, h: torch.Tensor):
     W_enc, W_dec, b_dec = sae.W_enc, sae.W_dec, sae.b_dec
     batch = h.shape[1]
     x = h - b_dec.unsqueeze(1)  # (I, B, D)
-    a = sae._encode(h)  # (I, B, S)
+    a = sae.encode(h)  # (I, B, S)
     on = a.sign()  # 1 where a latent fires (a >= 0); float masks are cheaper than bool ones here
     r = torch.baddbmm(b_dec.unsqueeze(1), a, W_dec).sub_(h)  # residual (I, B, D)
     mse = r.square().sum(-1).mean(-1)
@@ -418,7 +441,7 @@ def _resample(sae, opt, h: torch.Tensor, dead: torch.Tensor, gen) -> torch.Tenso
     fifth of the alive latents' mean norm.
     """
     W_enc, b_enc, W_dec, b_dec = sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec
-    err = (sae._decode(sae._encode(h)) - h).square().sum(-1)  # (I, B)
+    err = (sae.decode(sae.encode(h)) - h).square().sum(-1)  # (I, B)
     counts = dead.sum(1)
     for i in torch.nonzero(counts).flatten().tolist():
         weights = err[i].square()

@@ -121,7 +121,11 @@ def test_shapes_unit_decoder_and_repr():
     h = torch.rand(9, 1, 6)
     recon, a = sae(h)
     assert recon.shape == (9, 1, 6) and a.shape == (9, 1, 20) and (a >= 0).all()
-    assert torch.allclose(sae.decode(sae.encode(h)), recon)
+    assert torch.allclose(sae.latents(h), a)
+    # encode and decode are the same maps in the instances-first layout training uses
+    h_ib = h.transpose(0, 1)  # (I, B, D)
+    assert torch.allclose(sae.encode(h_ib).transpose(0, 1), a)
+    assert torch.allclose(sae.decode(sae.encode(h_ib)).transpose(0, 1), recon)
     assert sae.loss(h).shape == (1,)
     assert "n_instances=1" in repr(sae) and "l1_coeff=[0.3]" in repr(sae)
 
@@ -133,7 +137,7 @@ def test_shapes_unit_decoder_and_repr():
     assert "l1_coeff=[0.1, 0.2, 0.3, 0.4]" in repr(batched)
     # (B, D) activations are shared: every instance encodes the same samples
     shared = torch.rand(9, 6)
-    assert torch.equal(batched.encode(shared), batched.encode(shared[:, None].expand(9, 4, 6)))
+    assert torch.equal(batched.latents(shared), batched.latents(shared[:, None].expand(9, 4, 6)))
 
 
 def test_n_instances_is_keyword_only():
@@ -160,13 +164,13 @@ def test_topk_keeps_at_most_k_latents_per_instance():
     sae = ss.SparseAutoencoder(5, 16, n_instances=3, kind="topk", k=[1, 3, 16], seed=2)
     with torch.no_grad():
         sae.b_enc.fill_(1.0)  # every pre-activation positive, so exactly k survive
-    a = sae.encode(torch.rand(50, 3, 5))
+    a = sae.latents(torch.rand(50, 3, 5))
     assert (a > 0).sum(-1).amax(0).tolist() == [1, 3, 16]
     # the survivors are the k largest pre-activations, unchanged
     h = torch.rand(50, 3, 5)
     pre = torch.einsum("bid,ids->bis", h - sae.b_dec.detach(), sae.W_enc.detach()) + 1.0
     top3 = pre[:, 1].topk(3, dim=-1)
-    assert torch.allclose(sae.encode(h)[:, 1].gather(-1, top3.indices), top3.values, atol=1e-5)
+    assert torch.allclose(sae.latents(h)[:, 1].gather(-1, top3.indices), top3.values, atol=1e-5)
 
 
 @pytest.mark.parametrize("kind, extra", [("l1", {"l1_coeff": [0.1, 0.7]}), ("topk", {"k": [2, 5]})])
@@ -356,9 +360,9 @@ def test_bad_training_and_scoring_arguments():
     with pytest.raises(ValueError, match="sae must be a SparseAutoencoder"):
         ss.train_sae(ss.ToyModel(4, 2), torch.rand(10, 4))
     with pytest.raises(ValueError, match=r"activations must have shape \(batch, 2, 4\)"):
-        sae.encode(torch.rand(10, 3, 4))
-    with pytest.raises(ValueError, match=r"latents must have shape \(batch, 2, 8\)"):
-        sae.decode(torch.rand(10, 8, 2))
+        sae.latents(torch.rand(10, 3, 4))
+    with pytest.raises(ValueError, match=r"activations must have shape \(batch, 2, 4\)"):
+        sae(torch.rand(10, 2, 8))
     with pytest.raises(ValueError, match="dictionary must be"):
         ss.ista(torch.rand(3, 4), torch.rand(5, 6), 0.1)
     with pytest.raises(ValueError, match="l1_coeff must be a finite number >= 0"):
