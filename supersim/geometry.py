@@ -58,7 +58,7 @@ def _check_eps(eps) -> float:
 def _rows(V) -> torch.Tensor:
     V = _util.as_tensor(V, "V")
     if V.dim() not in (2, 3) or 0 in V.shape:
-        raise ValueError(f"V must be (k, n) or (batch, k, n) with k, n >= 1, got {tuple(V.shape)}")
+        raise ValueError(f"V must be (k, n) or (sets, k, n) with k, n >= 1, got {tuple(V.shape)}")
     if not V.is_floating_point():
         V = V.to(torch.float64)
     if not bool(torch.isfinite(V).all()):
@@ -70,20 +70,20 @@ def random_unit_vectors(
     k: int,
     n: int,
     *,
-    batch: int | None = None,
+    n_sets: int | None = None,
     seed: int = 0,
     dtype: torch.dtype = torch.float32,
     device: str | torch.device | None = None,
 ) -> torch.Tensor:
     """k unit vectors drawn uniformly from the sphere in R^n.
 
-    (k, n), or (batch, k, n) with `batch`.
+    (k, n), or (n_sets, k, n): `n_sets` independent sets of k.
     """
     k, n = _check_k_n(k, n)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
     device = resolve_device(device)
-    shape = (k, n) if batch is None else (_check_size(batch, "batch"), k, n)
+    shape = (k, n) if n_sets is None else (_check_size(n_sets, "n_sets"), k, n)
     # A standard Gaussian is rotation invariant: its direction is uniform on the sphere.
     X = torch.randn(shape, generator=_generator(seed), dtype=torch.float64)
     return (X / X.norm(dim=-1, keepdim=True)).to(dtype=dtype, device=device)
@@ -102,7 +102,7 @@ def cosine_matrix(V: Array) -> torch.Tensor:
 def coherence(V: Array, *, one_sided: bool = False) -> float | torch.Tensor:
     """The coherence of V: the largest absolute cosine between two distinct rows.
 
-    A float for a (k, n) V, a (batch,) tensor for a (batch, k, n) one; 0 for a single
+    A float for a (k, n) V, a (sets,) tensor for a (sets, k, n) one; 0 for a single
     vector (there is no pair). Rows need not be unit vectors. With `one_sided=True`, the
     largest signed cosine instead (a spherical code's worst pair): what a ReLU read-out
     of non-negative features pays for, since it discards negative interference
@@ -140,7 +140,7 @@ def angle_gaps(V: Array) -> torch.Tensor:
 
     The k rows of V, taken in order of their angle around the origin; gap j is the angle from
     the j-th to the next one counter-clockwise, so the gaps sum to 360. A regular pentagon has
-    five gaps of 72 (chapters 4 and 6). Batched: (batch, k, 2) -> (batch, k).
+    five gaps of 72 (chapters 4 and 6). Batched: (sets, k, 2) -> (sets, k).
     """
     V = _rows(V)
     if V.shape[-1] != 2:
@@ -282,7 +282,7 @@ def pack(
     if n == 1:  # every line in R^1 is the same line; as points, alternate the two
         signs = [1.0, -1.0] * k if one_sided else [1.0] * k
         return torch.tensor(signs[:k], dtype=torch.float64, device=device)[:, None]
-    V = random_unit_vectors(k, n, batch=restarts, seed=seed, device=device)  # (R, k, n)
+    V = random_unit_vectors(k, n, n_sets=restarts, seed=seed, device=device)  # (R, k, n)
     m, v = torch.zeros_like(V), V.new_zeros(restarts, 1, 1)  # Adam's moments
     b1, b2 = 0.9, 0.999
     work = restarts * k * k * n  # the (k, k) cosines of every restart, per step

@@ -149,7 +149,7 @@ API = {
         "device": DEVICE, "threads": SIZE, "one_sided": FLAG,
     }),
     "random_unit_vectors": (ss.random_unit_vectors, lambda: dict(k=5, n=3), {
-        "k": SIZE, "n": SIZE, "batch": SIZE, "seed": SEED, "dtype": [torch.int64, "float"],
+        "k": SIZE, "n": SIZE, "n_sets": SIZE, "seed": SEED, "dtype": [torch.int64, "float"],
         "device": DEVICE,
     }),
     "reconstruction_loss": (ss.reconstruction_loss, lambda: dict(

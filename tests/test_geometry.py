@@ -48,7 +48,7 @@ def test_random_unit_vectors_shape_norm_and_seed():
     assert torch.allclose(V.norm(dim=1), torch.ones(50), atol=1e-6)
     assert torch.equal(V, g.random_unit_vectors(50, 7, seed=3))
     assert not torch.equal(V, g.random_unit_vectors(50, 7, seed=4))
-    B = g.random_unit_vectors(50, 7, batch=4, seed=3, dtype=torch.float64)
+    B = g.random_unit_vectors(50, 7, n_sets=4, seed=3, dtype=torch.float64)
     assert B.shape == (4, 50, 7) and B.dtype == torch.float64
 
 
@@ -173,7 +173,7 @@ def test_jl_dimension_is_enough_for_a_random_projection():
 
 
 def test_smooth_max_loss_gradient_and_bounds():
-    V = g.random_unit_vectors(12, 4, batch=3, seed=5, dtype=torch.float64).requires_grad_(True)
+    V = g.random_unit_vectors(12, 4, n_sets=3, seed=5, dtype=torch.float64).requires_grad_(True)
     beta = 50.0
     loss, grad = g.smooth_max_loss(V.detach(), beta)
     # the same loss through autograd, with the scale w (largest cos^2) held constant
@@ -242,7 +242,7 @@ def test_pack_shape_norms_seed_and_trivial_cases():
     [
         (lambda: g.random_unit_vectors(0, 3), "k"),
         (lambda: g.random_unit_vectors(3, 0), "n"),
-        (lambda: g.random_unit_vectors(3, 2, batch=0), "batch"),
+        (lambda: g.random_unit_vectors(3, 2, n_sets=0), "n_sets"),
         (lambda: g.welch_bound(0, 3), "k"),
         (lambda: g.welch_bound(3, -1), "n"),
         (lambda: g.welch_bound(2.5, 3), "k"),
@@ -314,7 +314,7 @@ def test_one_sided_and_line_packings_disagree_on_antipodal_pairs():
 
 
 def test_one_sided_smooth_max_loss_gradient_matches_autograd():
-    V = g.random_unit_vectors(6, 3, batch=2, seed=5, dtype=torch.float64).requires_grad_(True)
+    V = g.random_unit_vectors(6, 3, n_sets=2, seed=5, dtype=torch.float64).requires_grad_(True)
     beta = 10.0
     loss, grad = g.smooth_max_loss(V.detach(), beta, one_sided=True)
     # the same loss through autograd, softening (1 + cos) / 2 with its largest value held
