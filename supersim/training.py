@@ -114,12 +114,8 @@ def train(
 
 @torch.no_grad()
 def evaluate(
-    model: BatchedModel,
-    *,
-    feature_probability: float | Array,
-    importance: float | Array = 1.0,
-    batch_size: int = 100_000,
-    seed: int = 1234,
+    model: BatchedModel, *, feature_probability: float | Array,
+    importance: float | Array = 1.0, batch_size: int = 100_000, seed: int = 1234,
 ) -> torch.Tensor:
     """Per-instance loss (instances,) on one large fresh batch: the number to compare restarts by."""
     model = _check_model(model)
@@ -155,12 +151,8 @@ def best_of_restarts(loss: Array, n_restarts: int) -> torch.Tensor:
 
 @torch.no_grad()
 def stratified_loss(
-    model: ToyModel,
-    feature_probability: float | Array,
-    importance: float | Array = 1.0,
-    *,
-    batch_size: int = 4096,
-    seed: int = 0,
+    model: ToyModel, feature_probability: float | Array, importance: float | Array = 1.0,
+    *, batch_size: int = 4096, seed: int = 0,
 ) -> torch.Tensor:
     """Per-instance expected loss (instances,), exact in the sparsity: a sum over active sets.
 
@@ -191,12 +183,8 @@ def stratified_loss(
 
 @torch.no_grad()
 def paired_loss(
-    model: BatchedModel,
-    feature_probability: float | Array,
-    importance: float | Array = 1.0,
-    *,
-    batch_size: int = 100_000,
-    seed: int = 0,
+    model: BatchedModel, feature_probability: float | Array, importance: float | Array = 1.0,
+    *, batch_size: int = 100_000, seed: int = 0,
 ) -> torch.Tensor:
     """Per-instance loss (instances,) with every instance fed the same uniform draws.
 
