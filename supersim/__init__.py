@@ -13,6 +13,8 @@ chapter that teaches it is in the module's docstring.
   `best_of_restarts` and the exact evaluators `stratified_loss` and `paired_loss`.
 - `_fast`: the same training, fast: hand-written gradients, a cache-sized layout and worker
   threads (private; `training.train` hands it the book's models).
+- `_setup`: what both training loops share: a run's checked arguments, its learning-rate
+  schedule, progress bar and snapshots (private).
 - `metrics`: what trained weights say: feature norms, superposition, dimensionality, and
   `REPRESENTED_NORM`, the norm above which a feature counts as represented.
 - `phase`: phase diagrams: closed-form losses and boundaries, and trained grids (chapter 4, the page

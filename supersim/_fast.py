@@ -34,7 +34,7 @@ from . import _util
 from .models import AbsModel, ToyModel
 
 if TYPE_CHECKING:
-    from . import training
+    from . import _setup
 
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch's AdamW defaults, as in the paper's notebook
 
@@ -408,8 +408,8 @@ def _run(groups: list[list], steps: int, lr_at, on_step, prefetch: bool, feed=No
         raise errors[0]
 
 
-def train(run: training._Run) -> torch.Tensor:
-    """Run the checked training `run` (a `training._Run`) of a ToyModel or AbsModel.
+def train(run: _setup.Run) -> torch.Tensor:
+    """Run the checked training `run` (a `_setup.Run`) of a ToyModel or AbsModel.
 
     Fills `run.history` (steps, I) with each step's loss and returns it on the CPU.
     """

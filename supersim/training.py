@@ -10,23 +10,22 @@ gradient depends on another's. Chapter 4 explains the loss and shows this loop.
 same steps in `supersim/_fast.py` instead, with hand-written gradients, several worker threads
 and random numbers drawn ahead: the same numbers to float rounding (`tests/test_train.py`
 trains both ways and compares them), several times faster (`benchmarks/bench_train.py`).
+What both loops share and no reader needs first (argument checks, the learning-rate
+schedule, the progress bar, snapshots) is set up in `supersim/_setup.py`.
 
 Shapes: B = batch, I = instances, F = features, H = hidden.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 
 from . import _fast, _util
+from ._setup import Run, check_model, device_of, per_instance, sparse_batch
 from ._util import Array
-from .data import per_instance_feature
 from .models import AbsModel, BatchedModel, ToyModel
-
-SCHEDULES = ("constant", "cosine")
 
 
 def reconstruction_loss(
@@ -88,7 +87,7 @@ def train(
     the same batches; equal up to float rounding). Any other module trains
     through this loop: `supersim.models` says what it must provide.
     """
-    run = _Run(model, feature_probability, importance, steps, batch_size,
+    run = Run(model, feature_probability, importance, steps, batch_size,
                lr, weight_decay, schedule, seed, progress, threads, warmup,
                sampler, snapshot_every, snapshots, fast)
     with run:  # closes the progress bar however the loop ends
@@ -118,16 +117,16 @@ def evaluate(
     importance: float | Array = 1.0, batch_size: int = 100_000, seed: int = 1234,
 ) -> torch.Tensor:
     """Per-instance loss (instances,) on one large fresh batch: the number to compare restarts by."""
-    model = _check_model(model)
+    model = check_model(model)
     batch_size = _util.size(batch_size, "batch_size")
-    gen = torch.Generator(device=_device(model)).manual_seed(_util.seed(seed))
-    p, imp = _per_instance(model, feature_probability, importance)
+    gen = torch.Generator(device=device_of(model)).manual_seed(_util.seed(seed))
+    p, imp = per_instance(model, feature_probability, importance)
     # in pieces of at most ~4M entries, so a big sweep does not need gigabytes
     rows = max(1, min(batch_size, (1 << 22) // p.numel()))
     total = torch.zeros(model.n_instances, device=p.device)
     for start in range(0, batch_size, rows):
         n = min(rows, batch_size - start)
-        x = _sparse_batch(n, p, model.signed_inputs, gen)  # (I, n, F)
+        x = sparse_batch(n, p, model.signed_inputs, gen)  # (I, n, F)
         total += reconstruction_loss(model, x, imp) * n
     return (total / batch_size).cpu()
 
@@ -168,7 +167,7 @@ def stratified_loss(
         raise ValueError(f"model.n_features must be at most 12 (2^n active sets), "
                          f"got {model.n_features}")
     gen = _util.generator(seed)
-    p, imp = _per_instance(model, feature_probability, importance)
+    p, imp = per_instance(model, feature_probability, importance)
     p = p.double().cpu()
     shape = (model.n_instances, batch_size, model.n_features)
     values = torch.rand(shape, generator=gen).to(imp.device)  # (I, B, F)
@@ -195,150 +194,10 @@ def paired_loss(
     batch_size = _util.size(batch_size, "batch_size")
     model = _util.model_of(model)
     gen = _util.generator(seed)
-    p, imp = _per_instance(model, feature_probability, importance)
+    p, imp = per_instance(model, feature_probability, importance)
     u = torch.rand(1, batch_size, model.n_features, generator=gen).to(p.device)  # (1, B, F)
     p = p.unsqueeze(1)  # (I, 1, F)
     x = torch.where(u < p, u / p.clamp_min(1e-12), torch.zeros((), device=p.device))  # (I, B, F)
     if model.signed_inputs:
         x = torch.where(x != 0, 2 * x - 1, x)
     return reconstruction_loss(model, x, imp).cpu()
-
-
-# ---- the plumbing: argument checks, schedules, batches, progress bar and snapshots ----------
-
-
-def _sparse_batch(batch_size: int, p: torch.Tensor, signed: bool, gen) -> torch.Tensor:
-    """Sparse features (I, B, F) with probabilities p (I, F), values U[0, 1) or U[-1, 1)."""
-    u = torch.rand((p.shape[0], batch_size, p.shape[1]), generator=gen, device=p.device)
-    p = p.unsqueeze(1)  # (I, 1, F)
-    value = u / p.clamp_min(1e-12)  # uniform on [0, 1) where active
-    if signed:
-        value = 2 * value - 1
-    return torch.where(u < p, value, torch.zeros((), device=p.device))  # (I, B, F)
-
-
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
-
-
-def _check_model(model):
-    """A trainable model with float32 parameters (the training kernels' precision)."""
-    model = _util.model_of(model)
-    dtypes = {p.dtype for p in model.parameters()}
-    if dtypes != {torch.float32}:
-        got = ", ".join(sorted(str(d) for d in dtypes)) or "no parameters"
-        raise ValueError(f"model must have float32 parameters (call model.float()), got {got}")
-    return model
-
-
-def _per_instance(model, feature_probability, importance) -> tuple[torch.Tensor, torch.Tensor]:
-    """feature_probability and importance as checked (I, F) tensors on the model's device."""
-    shape, device = (model.n_instances, model.n_features), _device(model)
-    p = per_instance_feature(feature_probability, *shape, name="feature_probability", high=1.0)
-    imp = per_instance_feature(importance, *shape, name="importance")
-    return p.to(device), imp.to(device)
-
-
-def _lr_at(lr: float, schedule: str, steps: int, warmup: int) -> Callable[[int], float]:
-    """The learning rate of step k (0-based): linear warmup, then constant or cosine decay."""
-
-    def at(k: int) -> float:
-        if k < warmup:
-            return lr * (k + 1) / warmup
-        if schedule == "cosine":
-            return lr * 0.5 * (1 + math.cos(math.pi * (k - warmup) / max(1, steps - warmup)))
-        return lr
-
-    return at
-
-
-class _Run:
-    """One call of `train` with its arguments checked, before any work is done.
-
-    Holds what both loops need: the (I, F) probabilities (or a sampler of (I, B, F) batches),
-    importance, learning-rate schedule, loss history, and `after_step` for the progress bar
-    and snapshots. Used as a context manager, it closes the bar on the way out.
-    """
-
-    def __init__(self, model, feature_probability, importance, steps, batch_size, lr,
-                 weight_decay, schedule, seed, progress, threads, warmup, sampler,
-                 snapshot_every, snapshots, fast):
-        self.model = model = _check_model(model)
-        self.steps = steps = _util.size(steps, "steps")
-        self.batch_size = batch_size = _util.size(batch_size, "batch_size")
-        lr = _util.number(lr, "lr", low=0)
-        self.weight_decay = _util.number(weight_decay, "weight_decay", low=0)
-        if schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-        self.seed = _util.seed(seed)
-        self.threads = None if threads is None else _util.size(threads, "threads")
-        warmup = _util.integer(warmup, "warmup", low=0, high=steps)
-        if progress is not None and not isinstance(progress, bool):
-            raise ValueError(f"progress must be None, True or False, got {progress!r}")
-        if (feature_probability is None) == (sampler is None):
-            raise ValueError("pass exactly one of feature_probability and sampler")
-        if sampler is not None and not callable(sampler):
-            raise ValueError(
-                f"sampler must be callable as sampler(batch_size, generator), got {sampler!r}")
-        if snapshot_every is not None:
-            snapshot_every = _util.size(snapshot_every, "snapshot_every")
-            if not isinstance(snapshots, list):
-                raise ValueError(f"snapshots must be a list to append to when snapshot_every is "
-                                 f"set, got {snapshots!r}")
-        elif snapshots is not None:
-            raise ValueError("snapshots needs snapshot_every (how many steps between snapshots)")
-        _util.flag(fast, "fast")
-        self.snapshot_every, self.snapshots = snapshot_every, snapshots
-        self.device = device = _device(model)
-        shape = (model.n_instances, model.n_features)
-        self.p = None
-        if sampler is None:
-            self.p, self.importance = _per_instance(model, feature_probability, importance)
-        else:
-            imp = per_instance_feature(importance, *shape, name="importance")
-            self.importance = imp.to(device)
-        self.lr_at = _lr_at(lr, schedule, steps, warmup)
-        self.history = torch.empty(steps, model.n_instances, device=device)
-        self.sampler = None if sampler is None else self._checked(sampler, (batch_size, *shape))
-        # the plain loop: a handful of (I, B, F) x H matmuls per step, forward and backward
-        work = 6 * batch_size * model.n_instances * model.n_features * getattr(model, "d_hidden", 1)
-        self.threads_plain = _util.threads_for(work, self.threads) if device.type == "cpu" else None
-        self.shown, self.loss_scale = slice(0, model.n_instances), 1.0  # what the bar averages
-        self.bar = _util.progress_bar(progress, steps, type(model).__name__)
-
-    def _checked(self, sampler, want: tuple[int, ...]) -> Callable[[], torch.Tensor]:
-        """The sampler as a callable () -> x (I, B, F), checked, from its seeded generator."""
-        gen = torch.Generator(device=self.device).manual_seed(_fast._stream_seed(self.seed, 0))
-
-        def draw() -> torch.Tensor:
-            x = sampler(want[0], gen)
-            if not isinstance(x, torch.Tensor) or tuple(x.shape) != want:
-                got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-                raise ValueError(f"sampler must return shape {want} (a tensor), got {got}")
-            return x.to(device=self.device, dtype=torch.float32).transpose(0, 1)  # (I, B, F)
-
-        return draw
-
-    def batches(self) -> Callable[[], torch.Tensor]:
-        """The training batches x (I, B, F), one per call: the fast path's, draw for draw."""
-        if self.sampler is not None:
-            return self.sampler
-        return _fast.SparseBatches(self.p, bool(self.model.signed_inputs), self.batch_size,
-                                   self.seed)
-
-    def after_step(self, k: int) -> None:
-        """Update the progress bar and take a snapshot after step k (0-based) when due."""
-        if self.bar is not None and k % 100 == 99:
-            loss = self.history[k, self.shown].mean().item() * self.loss_scale
-            self.bar.update(100)
-            self.bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
-        if self.snapshot_every is not None and (k + 1) % self.snapshot_every == 0:
-            params = {n: t.detach().to("cpu", copy=True) for n, t in self.model.named_parameters()}
-            self.snapshots.append((k + 1, params))
-
-    def __enter__(self) -> _Run:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.close()

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import supersim as ss
-from supersim import _fast, training
+from supersim import _fast, _setup, training
 
 MODELS = {
     "toy relu": lambda: ss.ToyModel(7, 3, 4, seed=1),
@@ -292,10 +292,10 @@ def test_history_is_the_loss_of_each_batch(monkeypatch):
 
 
 def test_cosine_schedule_and_warmup():
-    at = training._lr_at(1e-2, "cosine", 100, 10)
+    at = _setup.lr_schedule(1e-2, "cosine", 100, 10)
     assert at(0) == pytest.approx(1e-3) and at(9) == pytest.approx(1e-2)
     assert at(10) == pytest.approx(1e-2) and at(99) < 1e-5
-    const = training._lr_at(1e-3, "constant", 100, 0)
+    const = _setup.lr_schedule(1e-3, "constant", 100, 0)
     assert {const(k) for k in range(100)} == {1e-3}
 
 
