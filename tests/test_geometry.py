@@ -172,18 +172,23 @@ def test_jl_dimension_is_enough_for_a_random_projection():
 # ---- pack -----------------------------------------------------------------------------------
 
 
+def _assert_matches_autograd(V, S, beta, loss, grad):
+    """loss and grad equal the smooth max of the off-diagonal S (sets, k, k) through autograd,
+    with its largest entry w held constant: w / beta * logsumexp(beta * S / w)."""
+    off = ~torch.eye(S.shape[-1], dtype=torch.bool)
+    w = S.detach()[:, off].amax(-1, keepdim=True)
+    auto = (w / beta * torch.logsumexp(beta * S[:, off] / w, -1, keepdim=True)).flatten()
+    (auto_grad,) = torch.autograd.grad(auto.sum(), V)
+    assert torch.allclose(loss, auto.detach(), atol=1e-10)
+    assert torch.allclose(grad, auto_grad, atol=1e-9)
+
+
 def test_smooth_max_loss_gradient_and_bounds():
     V = g.random_unit_vectors(12, 4, n_sets=3, seed=5, dtype=torch.float64).requires_grad_(True)
     beta = 50.0
     loss, grad = g.smooth_max_loss(V.detach(), beta)
     # the same loss through autograd, with the scale w (largest cos^2) held constant
-    C2 = (V @ V.transpose(1, 2)).square()
-    off = ~torch.eye(12, dtype=torch.bool)
-    w = C2.detach()[:, off].amax(-1, keepdim=True)
-    auto = (w / beta * torch.logsumexp(beta * C2[:, off] / w, -1, keepdim=True)).flatten()
-    (auto_grad,) = torch.autograd.grad(auto.sum(), V)
-    assert torch.allclose(loss, auto.detach(), atol=1e-10)
-    assert torch.allclose(grad, auto_grad, atol=1e-9)
+    _assert_matches_autograd(V, (V @ V.transpose(1, 2)).square(), beta, loss, grad)
     worst = g.coherence(V.detach()) ** 2
     assert (loss >= worst - 1e-12).all()
     assert (loss <= worst * (1 + math.log(12 * 11) / beta) + 1e-12).all()
@@ -318,10 +323,4 @@ def test_one_sided_smooth_max_loss_gradient_matches_autograd():
     beta = 10.0
     loss, grad = g.smooth_max_loss(V.detach(), beta, one_sided=True)
     # the same loss through autograd, softening (1 + cos) / 2 with its largest value held
-    Q = (1 + V @ V.transpose(1, 2)) / 2
-    off = ~torch.eye(6, dtype=torch.bool)
-    w = Q.detach()[:, off].amax(-1, keepdim=True)
-    auto = (w / beta * torch.logsumexp(beta * Q[:, off] / w, -1, keepdim=True)).flatten()
-    (auto_grad,) = torch.autograd.grad(auto.sum(), V)
-    assert torch.allclose(loss, auto.detach(), atol=1e-10)
-    assert torch.allclose(grad, auto_grad, atol=1e-9)
+    _assert_matches_autograd(V, (1 + V @ V.transpose(1, 2)) / 2, beta, loss, grad)
