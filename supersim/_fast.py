@@ -1,15 +1,18 @@
 """The fast path of `supersim.training.train`: the same steps, with the overhead taken out.
 
-`training.train` hands `ToyModel` and `AbsModel` here; it computes what the plain loop in
-`supersim/training.py` computes (the same loss, batches and AdamW, `tests/test_train.py` trains
-both ways and compares). For these tiny models a step costs little arithmetic and much
-overhead, so this loop avoids the overhead (`benchmarks/bench_train.py` measures it against
-the usual loop):
+`training.train` hands `ToyModel` and `AbsModel` here. The steps are those of the plain loop
+in `supersim/training.py`: the same loss and AdamW updates (`tests/test_train.py` trains both
+ways on one sampler's batches and compares). The batches are a caller's sampler's, or fresh
+sparse features of the same distribution as `data.sparse_sampler`'s, drawn here a faster way
+(also tested). For these tiny models a step costs little arithmetic and much overhead, so
+this loop avoids the overhead (`benchmarks/bench_train.py` measures it against the usual
+loop):
 
 - gradients are written out by hand for the book's models (checked against autograd in the
   tests), so there is no autograd graph to build;
 - activations live in an (instances, features, batch) layout, where every elementwise pass
-  runs along the long batch axis and broadcasts per-feature constants cheaply;
+  runs along the long batch axis and broadcasts per-feature constants cheaply (the one place
+  in the package that uses a layout other than the public (batch, instances, features));
 - one uniform draw per entry makes a sparse feature (active when u < p, value u / p), fused
   into two passes;
 - the instances are cut into chunks small enough for the processor's cache, and each chunk
@@ -120,16 +123,17 @@ def loss_and_grads(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Per-instance loss (I,) and the gradients of their sum for every parameter, by hand.
 
-    x is a batch in (I, B, F) layout and importance is (I, F); the loss is
-    `training.reconstruction_loss`, the gradients what autograd would give for it. Works for
-    `ToyModel` and `AbsModel` (exactly those classes: a subclass may change the forward pass).
+    x is a batch (B, I, F) and importance is (I, F), both moved to the model's device and
+    dtype; the loss is `training.reconstruction_loss`, the gradients what autograd would give
+    for it. Works for `ToyModel` and `AbsModel` (exactly those classes: a subclass may change
+    the forward pass).
     """
     if type(model) not in (ToyModel, AbsModel):
         raise ValueError(f"model must be a ToyModel or an AbsModel (the models with hand-written "
                          f"gradients), got {type(model).__name__}")
-    _util.check_batch(model, x, importance)
-    n_inst, batch, n_feat = x.shape
-    xn = x.detach().transpose(1, 2).neg().contiguous()  # (I, F, B)
+    x, importance, _ = _util.check_batch(model, x, importance)
+    batch, n_inst, n_feat = x.shape
+    xn = x.detach().permute(1, 2, 0).neg().contiguous()  # -x, (I, F, B)
     imps = importance.unsqueeze(2) * (2.0 / (batch * n_feat))  # (I, F, 1)
     names = _param_names(model)
     params = [getattr(model, n).detach() for n in names]
@@ -141,8 +145,12 @@ def loss_and_grads(
 
 
 def _stream_seed(seed: int, stream: int) -> int:
-    """A 63-bit seed for random stream `stream` of a run with `seed` (any Python int)."""
-    ss = np.random.SeedSequence([abs(seed), int(seed < 0), stream])
+    """A 63-bit seed for random stream `stream` of a run with `seed` (a checked seed >= 0).
+
+    The middle 0 of the entropy once marked a negative seed; it stays so that every seed
+    keeps the streams, and hence the numbers, it always had.
+    """
+    ss = np.random.SeedSequence([seed, 0, stream])
     return int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
@@ -268,19 +276,6 @@ class _Features:
         """-x (c, F, B) from the uniforms u (drawn from the stream when None)."""
         u = self.uniforms.draw() if u is None else u
         return _neg_features(u, self.scale, self.signed, self.on)
-
-
-class SparseBatches:
-    """The fast path's batches, x (I, B, F), one per call: the plain loop trains on the same."""
-
-    def __init__(self, p: torch.Tensor, signed: bool, batch_size: int, seed: int):
-        rows = _chunk_rows(*p.shape, batch_size, p.device)
-        self._parts = [_Features(p[r], signed, batch_size, _stream_seed(seed, j))
-                       for j, r in enumerate(rows)]
-
-    def __call__(self) -> torch.Tensor:
-        xn = torch.cat([part.draw() for part in self._parts])  # (I, F, B) = -x
-        return xn.transpose(1, 2).neg()  # (I, B, F)
 
 
 class _Chunk:
@@ -428,9 +423,10 @@ def train(run: _setup.Run) -> torch.Tensor:
     threads = _util.threads_for(work, run.threads)
     n_groups = min(threads, len(chunks)) if cpu else 1
     feed = None
-    if run.sampler is not None:
+    if run.p is None:  # the caller's sampler: its batches, from the run's generator
         def feed(k: int) -> torch.Tensor:
-            return run.sampler().permute(0, 2, 1).neg().contiguous()  # -x, (I, F, B)
+            x = run.sampler(run.batch_size, run.generator)  # (B, I, F)
+            return x.permute(1, 2, 0).neg().contiguous()  # -x, (I, F, B)
 
     # Snapshots and a sampler's batches need every chunk at the same step: one worker.
     # Chunks give the same numbers in any grouping, so this changes speed, not results.
@@ -442,7 +438,7 @@ def train(run: _setup.Run) -> torch.Tensor:
     # Each worker thread runs its chunks single-threaded: no OpenMP barriers to stall on.
     groups = _split(chunks, n_groups)
     # the bar runs in the first group's thread, and the kernels record 2 x loss
-    run.shown, run.loss_scale = slice(0, groups[0][-1].rows.stop), 0.5
+    run.watch(slice(0, groups[0][-1].rows.stop), scale=0.5)
     with _util.num_threads(1 if cpu else None):
         _run(groups, run.steps, run.lr_at, run.after_step, prefetch, feed)
     history.mul_(0.5)

@@ -92,6 +92,15 @@ def number(
     return v
 
 
+def bound(value, name: str) -> float:
+    """An end of an interval: a real number, or -inf or inf (never NaN)."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0:
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or math.isnan(value):
+        raise ValueError(f"{name} must be a number (or -inf, inf), got {value!r}")
+    return float(value)
+
+
 def seed(value, name: str = "seed") -> int:
     """A seed: an integer in [0, 2^63 - 1]."""
     return integer(value, name, low=0, high=_SEED_MAX)
@@ -115,9 +124,11 @@ def device(value=None) -> torch.device:
         ) from None
 
 
-def model_of(value, name: str = "model"):
-    """A trainable toy model: an nn.Module with `n_instances`, `n_features`, `signed_inputs`,
-    `encode`, `decode` and `target` (see `supersim.models`)."""
+def model_of(value, name: str = "model", cls: type | None = None):
+    """A supersim model: an nn.Module with `n_instances`, `n_features`, `signed_inputs`,
+    `encode`, `decode` and `target` (see `supersim.models`); an instance of `cls` when given."""
+    if cls is not None and not isinstance(value, cls):
+        raise ValueError(f"{name} must be a supersim.{cls.__name__}, got {type(value).__name__}")
     need = ("n_instances", "n_features", "signed_inputs", "encode", "decode", "target")
     if not isinstance(value, torch.nn.Module) or not all(hasattr(value, a) for a in need):
         raise ValueError(
@@ -127,16 +138,138 @@ def model_of(value, name: str = "model"):
     return value
 
 
-def check_batch(model, x, importance) -> None:
-    """Check a batch x (I, B, F) and an importance (I, F) against `model` (checked first)."""
+def batch(
+    value, name: str, n_instances: int | None = None, width: int | None = None, *,
+    axis: str = "features", like: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """A batch in the public layout (batch, instances, `axis`) = (B, I, W), checked.
+
+    Raises ValueError naming `name` and the layout unless `value` is a non-empty, finite,
+    real 3-D tensor or array whose instances and last axis are `n_instances` and `width`
+    (None: any). Returned as a float tensor on `like`'s device and dtype when `like` is given
+    (inputs follow the model), else as it came (integers as float32).
+    """
+    t = as_tensor(value, name)
+    want = (n_instances, width)
+    if t.dim() != 3 or any(w is not None and s != w for s, w in zip(t.shape[1:], want, strict=True)):
+        sizes = ", ".join("any" if w is None else str(w) for w in want)
+        raise ValueError(
+            f"{name} must be a batch laid out (batch, instances, {axis}) = (B, {sizes}),"
+            f" got shape {tuple(t.shape)}"
+        )
+    t = _real(t, name)
+    if t.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one example, got shape {tuple(t.shape)}")
+    _finite(t, name)
+    return t if like is None else t.to(device=like.device, dtype=like.dtype)
+
+
+def check_batch(
+    model, x, importance, target=None, *, broadcast: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """A batch x (B, I, F), an importance (I, F) and an optional target (B, I, F) checked
+    against `model` (checked first) and moved to its device and dtype.
+
+    Importance must be finite and >= 0, and exactly (I, F) unless `broadcast` lets a scalar,
+    (F,) or (I, 1) stand for it; the target, when given, has x's shape.
+    """
     model_of(model)
-    want = (model.n_instances, model.n_features)
-    if not isinstance(x, torch.Tensor) or x.dim() != 3 or (x.shape[0], x.shape[2]) != want:
-        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"x must be a tensor of shape ({want[0]}, batch, {want[1]}), got {got}")
-    if not isinstance(importance, torch.Tensor) or tuple(importance.shape) != want:
-        got = tuple(importance.shape) if isinstance(importance, torch.Tensor) else type(importance).__name__
-        raise ValueError(f"importance must be a tensor of shape {want}, got {got}")
+    like = next(model.parameters(), None)
+    shape = (model.n_instances, model.n_features)
+    x = batch(x, "x", *shape, like=like)
+    importance = instance_table(importance, "importance", *shape, broadcast=broadcast, like=like)
+    if target is not None:
+        target = batch(target, "target", *shape, like=like)
+        if target.shape != x.shape:
+            raise ValueError(f"target must have x's shape {tuple(x.shape)}, got {tuple(target.shape)}")
+    return x, importance, target
+
+
+def instance_table(
+    value, name: str, n_instances: int, n_features: int, *, broadcast: bool = False,
+    like: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """An (instances, features) tensor of finite numbers >= 0 (an importance), on `like`'s
+    device and dtype when given. Exactly that shape, unless `broadcast` lets a scalar, (F,),
+    (I, 1) or (1, F) stand for it."""
+    want = (n_instances, n_features)
+    t = as_tensor(value, name)
+    if broadcast and t.dim() <= 2:
+        with contextlib.suppress(RuntimeError):
+            t = torch.broadcast_to(t, want)
+    if tuple(t.shape) != want:
+        allowed = " (or a scalar, (F,) or (I, 1) that broadcasts to it)" if broadcast else ""
+        raise ValueError(f"{name} must be a tensor of shape (instances, features) = {want}{allowed},"
+                         f" got shape {tuple(t.shape)}")
+    t = _real(t, name)
+    _finite(t, name)
+    if t.device.type != "meta" and bool((t < 0).any()):
+        raise ValueError(f"{name} must be >= 0")
+    return t if like is None else t.to(device=like.device, dtype=like.dtype)
+
+
+def instance_values(value, name: str, n_instances: int, *, like: torch.Tensor | None = None) -> torch.Tensor:
+    """A finite number >= 0 or one per instance, as an (instances,) tensor (like `like`)."""
+    t = _real(as_tensor(value, name), name).reshape(-1)
+    if t.numel() not in (1, n_instances):
+        raise ValueError(f"{name} must be one number or one per instance ({n_instances}), got {t.numel()}")
+    _finite(t, name)
+    if bool((t < 0).any()):
+        raise ValueError(f"{name} must be >= 0")
+    t = t.expand(n_instances)
+    return t if like is None else t.to(device=like.device, dtype=like.dtype)
+
+
+def snapshot_list(value, name: str = "snapshots", params: dict | None = None) -> list:
+    """`train`'s snapshots: a non-empty list of (step, {parameter name: tensor}) pairs.
+
+    With `params` (a model's named parameters), every snapshot must hold each of them, in
+    its shape.
+    """
+    if not isinstance(value, list) or not value:
+        raise ValueError(
+            f"{name} must be a non-empty list of (step, params) pairs from train, got {value!r:.60}"
+        )
+    for item in value:
+        ok = isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], dict)
+        if not ok or isinstance(item[0], bool) or not isinstance(item[0], numbers.Integral):
+            raise ValueError(f"{name} must hold (step, params) pairs from train, got {item!r:.60}")
+        for key, want in (params or {}).items():
+            got = item[1].get(key)
+            if not isinstance(got, torch.Tensor) or got.shape != want.shape:
+                shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+                raise ValueError(f"{name} must hold the model's parameter {key!r} with shape "
+                                 f"{tuple(want.shape)} at step {item[0]}, got {shape}")
+    return value
+
+
+def generator_on(value, device: torch.device, name: str = "generator") -> torch.Generator:
+    """A torch.Generator that draws on `device` (a CPU generator for CPU tensors)."""
+    if not isinstance(value, torch.Generator):
+        raise ValueError(f"{name} must be None or a torch.Generator, got {value!r}")
+    if value.device.type != device.type:
+        raise ValueError(f"{name} must draw on the data's device {device}, got a generator on {value.device}")
+    return value
+
+
+def _real(t: torch.Tensor, name: str) -> torch.Tensor:
+    """t as a floating-point tensor; bools and complex numbers are mistakes worth naming."""
+    if t.dtype == torch.bool or t.is_complex():
+        raise ValueError(f"{name} must hold real numbers, got dtype {t.dtype}")
+    return t if t.is_floating_point() else t.float()
+
+
+def _finite(t: torch.Tensor, name: str) -> None:
+    """Raise unless every entry of the floating-point tensor t is finite.
+
+    The smallest and largest entries are NaN when any entry is, and +-inf when one is: one
+    fast reduction, where `isfinite(t).all()` would write a mask as large as t.
+    """
+    if t.device.type == "meta" or t.numel() == 0:  # nothing to look at
+        return
+    low, high = torch.aminmax(t.detach())
+    if not (math.isfinite(low.item()) and math.isfinite(high.item())):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
 
 
 def as_tensor(value, name: str) -> torch.Tensor:

@@ -22,7 +22,7 @@ import torch
 
 from . import _util
 from ._util import Array
-from .data import _check_size
+from ._util import size as _check_size
 
 _EPS = 1e-12
 

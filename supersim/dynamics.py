@@ -11,52 +11,54 @@ Shapes: S = snapshots, B = batch, I = instances, F = features, H = hidden.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from .data import _check_size
-from .models import AbsModel, ToyModel
+from . import _util
+from ._util import Array
+from .models import BatchedModel
+from .training import reconstruction_loss
+
+__all__ = ["find_jumps", "snapshot_losses", "stack_snapshots"]
 
 
 def stack_snapshots(snapshots: list, name: str = "W") -> tuple[torch.Tensor, torch.Tensor]:
     """(steps (S,), parameter `name` at every snapshot (S, ...)) from `train`'s snapshot list."""
-    if not isinstance(snapshots, list) or not snapshots:
-        raise ValueError("snapshots must be a non-empty list of (step, params) from train")
-    if name not in snapshots[0][1]:
-        raise ValueError(f"name must be one of {sorted(snapshots[0][1])}, got {name!r}")
-    steps = torch.tensor([k for k, _ in snapshots])
+    snapshots = _util.snapshot_list(snapshots)
+    names = set.intersection(*(set(params) for _, params in snapshots))
+    if not isinstance(name, str) or name not in names:
+        raise ValueError(f"name must be one of {sorted(names)}, got {name!r}")
+    shapes = {tuple(params[name].shape) for _, params in snapshots}
+    if len(shapes) > 1:
+        raise ValueError(f"snapshots must hold {name!r} in one shape, got shapes {sorted(shapes)}")
+    steps = torch.tensor([int(k) for k, _ in snapshots])
     return steps, torch.stack([params[name] for _, params in snapshots])
 
 
 @torch.no_grad()
 def snapshot_losses(
-    model: ToyModel | AbsModel,
+    model: BatchedModel,
     snapshots: list,
-    x: torch.Tensor,
-    importance: float | torch.Tensor = 1.0,
+    x: torch.Tensor | Array,
+    importance: float | Array = 1.0,
 ) -> torch.Tensor:
     """Loss (S, I) of every snapshot on the same batch x (B, I, F): a curve without batch noise.
 
-    `model` supplies the forward pass (its own parameters are restored afterwards).
+    `model` supplies the forward pass (its own parameters are restored afterwards); the loss
+    is `training.reconstruction_loss`, with `importance` broadcast to (instances, features).
     """
-    if not isinstance(snapshots, list) or not snapshots:
-        raise ValueError("snapshots must be a non-empty list of (step, params) from train")
-    want = (model.n_instances, model.n_features)
-    if not isinstance(x, torch.Tensor) or x.dim() != 3 or tuple(x.shape[1:]) != want:
-        raise ValueError(f"x must be a (batch, {want[0]}, {want[1]}) tensor")
+    model = _util.model_of(model)
     params = dict(model.named_parameters())
+    snapshots = _util.snapshot_list(snapshots, params=params)
+    x, importance, _ = _util.check_batch(model, x, importance, broadcast=True)
     saved = {n: p.detach().clone() for n, p in params.items()}
-    xt = x.transpose(0, 1)  # (I, B, F)
     out = []
     try:
         for _, snap in snapshots:
             for n, p in params.items():
                 p.copy_(snap[n])
-            err = model.decode(model.encode(xt)) - model.target(xt)  # (I, B, F)
-            out.append((torch.as_tensor(importance) * err.square()).mean(dim=(1, 2)))
+            out.append(reconstruction_loss(model, x, importance))  # (I,)
     finally:
         for n, p in params.items():
             p.copy_(saved[n])
@@ -78,7 +80,7 @@ class Jumps:
 
 
 def find_jumps(
-    D: torch.Tensor | np.ndarray, window: int = 10, threshold: float = 0.05, contrast: float = 3.0
+    D: Array, window: int = 10, threshold: float = 0.05, contrast: float = 3.0
 ) -> Jumps:
     """Where a series (S, I, F), e.g. each feature's D_i over snapshots, steps between plateaus.
 
@@ -87,13 +89,11 @@ def find_jumps(
     times the larger standard deviation of the two windows (flat on both sides, moving in
     between). A run of neighbouring snapshots that qualify counts once, at its largest change.
     """
-    D = torch.as_tensor(D).detach().float()
-    if D.dim() != 3:
-        raise ValueError(f"D must be (snapshots, instances, features), got {tuple(D.shape)}")
-    window = _check_size(window, "window")
-    for name, v in (("threshold", threshold), ("contrast", contrast)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0:
-            raise ValueError(f"{name} must be a number > 0, got {v!r}")
+    D = _util.float_tensor(D, "D", min_dim=3, max_dim=3, shape="(snapshots, instances, features)")
+    D = D.detach().float()
+    window = _util.size(window, "window")
+    threshold = _util.number(threshold, "threshold", low=0, low_open=True)
+    contrast = _util.number(contrast, "contrast", low=0, low_open=True)
     S = D.shape[0]
     if S < 2 * window:
         raise ValueError(f"D needs at least 2 * window = {2 * window} snapshots, got {S}")

@@ -25,7 +25,6 @@ from . import _util
 from ._util import Array
 from ._util import generator as _generator
 from ._util import size as _check_size
-from .models import resolve_device
 
 #: The best packings of k lines through the origin of R^3, as the largest absolute cosine
 #: between two of them. Source: Conway, Hardin & Sloane (1996), "Packing lines, planes, etc.:
@@ -82,7 +81,7 @@ def random_unit_vectors(
     k, n = _check_k_n(k, n)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
-    device = resolve_device(device)
+    device = _util.device(device)
     shape = (k, n) if n_sets is None else (_check_size(n_sets, "n_sets"), k, n)
     # A standard Gaussian is rotation invariant: its direction is uniform on the sphere.
     X = torch.randn(shape, generator=_generator(seed), dtype=torch.float64)
@@ -275,7 +274,7 @@ def pack(
     real = all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in beta)
     if len(beta) != 2 or not real or not 0 < beta[0] <= beta[1] < math.inf:
         raise ValueError(f"beta must be (start, end) with 0 < start <= end < inf, got {beta!r}")
-    device = resolve_device(device)
+    device = _util.device(device)
     if k <= n and not one_sided:  # an orthonormal set: coherence 0, nothing to optimise
         Q, _ = torch.linalg.qr(torch.randn(n, k, generator=_generator(seed), dtype=torch.float64))
         return Q.T.contiguous().to(device)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .data import _check_size
+from ._util import size as _check_size
 from .metrics import REPRESENTED_NORM, superposition
 from .models import ToyModel
 from .training import stratified_loss, train

@@ -37,7 +37,6 @@ from ._util import num_threads as _num_threads
 from ._util import size as _check_size
 from ._util import want_progress as _want_progress
 from .data import sample_features
-from .models import resolve_device
 
 KINDS = ("l1", "topk")
 _EPS = 1e-12
@@ -240,7 +239,7 @@ class SparseAutoencoder(nn.Module):
         else:
             ks = [self.d_sae] * n
             l1s = _per_instance(l1_coeff, n, "l1_coeff", _check_coeff)
-        device, gen = resolve_device(device), _generator(seed)
+        device, gen = _util.device(device), _generator(seed)
         # Decoder rows start as random unit directions and the encoder as their transpose, so
         # that every latent starts out reading the direction it writes (as in Gao et al. 2024).
         W_dec = _normalise_rows(torch.randn(n, self.d_sae, self.d_in, generator=gen))  # (I, S, D)

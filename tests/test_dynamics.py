@@ -38,19 +38,58 @@ def test_snapshot_losses_match_the_model_at_each_snapshot():
     assert torch.allclose(L[-1], (model(x) - x).square().mean(dim=(0, 2)))
 
 
+@pytest.mark.parametrize("batch", [2, 64])  # 2 = n_instances: the batch the old bug aligned
+def test_snapshot_losses_are_the_reconstruction_loss_with_per_instance_importance(batch):
+    model = ss.AbsModel(4, 3, n_instances=2, seed=0)
+    snaps = []
+    ss.train(model, feature_probability=0.3, steps=20, snapshot_every=10, snapshots=snaps,
+             progress=False)
+    x = ss.sample_features(batch, 0.5, 2, 4, signed=True, seed=1)
+    imp = torch.tensor([[1.0, 0.5, 0.25, 0.1], [0.0, 0.0, 0.0, 0.0]])  # instance 1 weighs nothing
+    L = dynamics.snapshot_losses(model, snaps, x, imp)
+    assert torch.equal(L[:, 1], torch.zeros(2))
+    for s, (_, params) in enumerate(snaps):
+        m = ss.AbsModel(4, 3, n_instances=2)
+        m.load_state_dict(params)
+        want = ss.reconstruction_loss(m, x, imp).detach()
+        assert torch.allclose(L[s], want, rtol=1e-6, atol=0), (s, L[s], want)
+    # a scalar or (F,) importance broadcasts to every instance
+    flat = dynamics.snapshot_losses(model, snaps, x, imp[0])
+    assert torch.allclose(flat[:, 0], L[:, 0]) and (flat[:, 1] > 0).all()
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="snapshots must be"):
         dynamics.stack_snapshots([])
     with pytest.raises(ValueError, match="name must be one of"):
         dynamics.stack_snapshots([(1, {"W": torch.zeros(1)})], "V")
+    with pytest.raises(ValueError, match="snapshots must hold"):
+        dynamics.stack_snapshots([(1, {"W": torch.zeros(1)}), "W"])
+    with pytest.raises(ValueError, match="snapshots must hold 'W' in one shape"):
+        dynamics.stack_snapshots([(1, {"W": torch.zeros(1)}), (2, {"W": torch.zeros(2)})])
     with pytest.raises(ValueError, match="D must be"):
         dynamics.find_jumps(torch.zeros(30, 4))
+    with pytest.raises(ValueError, match="D must be finite"):
+        dynamics.find_jumps(torch.full((30, 1, 1), float("nan")))
     with pytest.raises(ValueError, match="at least 2 \\* window"):
         dynamics.find_jumps(torch.zeros(15, 1, 1), window=10)
     with pytest.raises(ValueError, match="threshold"):
         dynamics.find_jumps(torch.zeros(30, 1, 1), threshold=0)
+    with pytest.raises(ValueError, match="contrast"):
+        dynamics.find_jumps(torch.zeros(30, 1, 1), contrast=float("inf"))
     with pytest.raises(ValueError, match="window"):
         dynamics.find_jumps(torch.zeros(30, 1, 1), window=0)
     model = ss.ToyModel(6, 2, n_instances=2)
-    with pytest.raises(ValueError, match="x must be"):
-        dynamics.snapshot_losses(model, [(1, dict(model.named_parameters()))], torch.zeros(4, 2, 5))
+    snaps = [(1, {n: p.detach().clone() for n, p in model.named_parameters()})]
+    with pytest.raises(ValueError, match=r"x must be a batch laid out \(batch, instances, features\)"):
+        dynamics.snapshot_losses(model, snaps, torch.zeros(4, 2, 5))
+    with pytest.raises(ValueError, match=r"x must be a batch laid out"):  # instances first
+        dynamics.snapshot_losses(model, snaps, torch.zeros(2, 4, 6))
+    with pytest.raises(ValueError, match="importance must be"):
+        dynamics.snapshot_losses(model, snaps, torch.zeros(4, 2, 6), torch.ones(3, 6))
+    with pytest.raises(ValueError, match="importance must be >= 0"):
+        dynamics.snapshot_losses(model, snaps, torch.zeros(4, 2, 6), -1.0)
+    with pytest.raises(ValueError, match="model must be a supersim model"):
+        dynamics.snapshot_losses(torch.nn.Linear(2, 2), snaps, torch.zeros(4, 2, 6))
+    with pytest.raises(ValueError, match=r"snapshots must hold the model's parameter 'W' with shape"):
+        dynamics.snapshot_losses(model, [(1, {"W": torch.zeros(2, 2, 5)})], torch.zeros(4, 2, 6))
