@@ -65,8 +65,8 @@ def reconstruction_loss(
     if target is None:
         target = model.target(x)
     err = importance * (out - target).square()  # (I, F) * (B, I, F)
-    loss = err.mean(dim=-1)  # (B, I): the mean over features
-    return loss if per_example else loss.mean(dim=0)
+    # the mean over features (and over the batch, unless per example)
+    return err.mean(dim=-1) if per_example else err.mean(dim=(0, 2))
 
 
 def train(
@@ -163,8 +163,16 @@ def evaluate(
     total = 0.0
     for start in range(0, batch_size, rows):
         n = min(rows, batch_size - start)
-        total = total + reconstruction_loss(model, sampler(n, gen), imp) * n
+        x = _instances_major(sampler(n, gen))  # (n, I, F)
+        total = total + reconstruction_loss(model, x, imp) * n
     return (total / batch_size).cpu()
+
+
+def _instances_major(x: torch.Tensor) -> torch.Tensor:
+    """The same (B, I, F) batch, stored instance by instance: each instance's (B, F) block
+    is then contiguous, as the per-instance matmuls of `encode` and `decode` read it (about
+    twice as fast on a big batch)."""
+    return x.transpose(0, 1).contiguous().transpose(0, 1)
 
 
 def best_of_restarts(loss: Array, n_restarts: int) -> torch.Tensor:
@@ -174,7 +182,7 @@ def best_of_restarts(loss: Array, n_restarts: int) -> torch.Tensor:
     instances axis, one winner per config, as the paper kept the best of several fits.
     """
     n_restarts = _util.size(n_restarts, "n_restarts")
-    loss = _util.float_tensor(loss, "loss", min_dim=1, max_dim=1)
+    loss = _util.float_tensor(loss, "loss", min_dim=1, max_dim=1, shape="1-D, one per instance")
     if loss.numel() % n_restarts:
         raise ValueError(
             f"loss must be 1-D with a length divisible by n_restarts={n_restarts}, "
@@ -234,4 +242,5 @@ def paired_loss(
     sampler = sparse_sampler(p, *p.shape, signed=bool(model.signed_inputs), same_draws=True,
                              device=p.device)
     gen = torch.Generator(device=p.device).manual_seed(seed)
-    return reconstruction_loss(model, sampler(batch_size, gen), imp).cpu()
+    x = _instances_major(sampler(batch_size, gen))  # (B, I, F)
+    return reconstruction_loss(model, x, imp).cpu()
