@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import supersim as ss
-from supersim import _fast, _setup, training
+from supersim import _fast, _setup, _util, training
 
 MODELS = {
     "toy relu": lambda: ss.ToyModel(7, 3, 4, seed=1),
@@ -590,3 +590,33 @@ def test_bad_sampler_or_snapshot_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ss.train(model, **args)
     assert torch.equal(model.W, before)
+
+
+class _Bar:
+    """Stands in for tqdm: records what the progress bar is told."""
+
+    def __init__(self, *args, **kwargs):
+        self.steps, self.shown, self.closed = 0, [], False
+
+    def update(self, n):
+        self.steps += n
+
+    def set_postfix(self, loss, refresh):
+        self.shown.append(float(loss))
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_progress_bar_shows_the_mean_loss(monkeypatch, fast):
+    bars = []
+    monkeypatch.setattr(_util, "progress_bar", lambda *a: bars.append(_Bar()) or bars[-1])
+    model = ss.ToyModel(6, 2, 3, seed=0)
+    hist = ss.train(model, feature_probability=0.2, steps=200, batch_size=64, progress=True,
+                    fast=fast)
+    (bar,) = bars
+    assert bar.steps == 200 and bar.closed
+    # after steps 100 and 200, the mean over instances of that step's loss (4 digits shown)
+    want = [hist[k].mean().item() for k in (99, 199)]
+    assert bar.shown == pytest.approx(want, rel=1e-3)
