@@ -219,6 +219,18 @@ class SAELog:
     dead_fraction: torch.Tensor  # latents that have not fired for `dead_window` steps
     n_resampled: torch.Tensor  # (I,): latents restarted in total
 
+    def __post_init__(self) -> None:
+        want = getattr(self.loss, "shape", None)
+        for name in ("loss", "mse", "l0", "dead_fraction"):
+            t = getattr(self, name)
+            if not isinstance(t, torch.Tensor) or t.dim() != 2 or t.shape != want:
+                got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+                raise ValueError(f"{name} must be a (steps, instances) tensor, the shape of loss, got {got}")
+        n = self.n_resampled
+        if not isinstance(n, torch.Tensor) or tuple(n.shape) != (want[1],):
+            got = tuple(n.shape) if isinstance(n, torch.Tensor) else type(n).__name__
+            raise ValueError(f"n_resampled must be an (instances,) = ({want[1]},) tensor, got {got}")
+
     def __repr__(self) -> str:
         last = lambda t: [round(v, 4) for v in t[-1].reshape(-1).tolist()]  # noqa: E731
         return (f"SAELog(steps={self.loss.shape[0]}, final loss={last(self.loss)}, "

@@ -544,6 +544,21 @@ def test_bad_training_and_scoring_arguments():
             call()
 
 
+def test_a_log_holds_one_row_per_step_and_instance():
+    t = torch.zeros(5, 2)
+    SAELog(t, t, t, t, torch.zeros(2, dtype=torch.long))  # the valid record
+    for kwargs, match in [
+        (dict(loss=torch.zeros(5)), "loss must be a"),
+        (dict(loss="x"), "loss must be a"),
+        (dict(mse=torch.zeros(4, 2)), "mse must be a"),
+        (dict(dead_fraction=[0.0]), "dead_fraction must be a"),
+        (dict(n_resampled=torch.zeros(3)), r"n_resampled must be an \(instances,\) = \(2,\)"),
+    ]:
+        fields = dict(loss=t, mse=t, l0=t, dead_fraction=t, n_resampled=torch.zeros(2)) | kwargs
+        with pytest.raises(ValueError, match=match):
+            SAELog(**fields)
+
+
 def test_an_sae_with_nan_weights_is_refused_before_training():
     sae = ss.SparseAutoencoder(4, 8)
     with torch.no_grad():
