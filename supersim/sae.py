@@ -48,7 +48,7 @@ __all__ = [
     "SparseAutoencoder", "train_sae", "SAELog", "firing_rate", "explained_variance", "KINDS", "L1_COEFF",
 ]
 
-KINDS = ("l1", "topk")  #: the kinds of SparseAutoencoder: a sparsity rule and its penalty each
+KINDS = ("l1", "topk")  #: the kinds of SparseAutoencoder, each a sparsity rule and its penalty
 L1_COEFF = 0.3  #: the default penalty of kind "l1"
 
 
