@@ -21,7 +21,11 @@ chapter that teaches it is in the module's docstring.
   "The geometry of superposition and phase changes").
 - `neurons`: reading a model neuron by neuron, polysemanticity (chapter 4, the page
   "Non-uniform superposition and the privileged basis"; chapter 5).
-- `sae`: sparse coding, dictionary learning and sparse autoencoders (chapters 6, 9).
+- `sparse_coding`: sparse codes for a known dictionary (ISTA), dictionary learning, and
+  scoring a dictionary against the true directions (chapter 6).
+- `sae`: sparse autoencoders and their plain training loop (chapters 6, 9).
+- `_sae_fast`: what both SAE training loops share, and the fast one: hand-written gradients
+  (private; `sae.train_sae` hands it the SAEs it knows).
 - `dynamics`: following weights through training (chapter 7).
 - `adversarial`: adversarial vulnerability of the toy model (chapter 7).
 - `memorization`: memorization and dimensionality over training examples (chapter 8).
@@ -61,15 +65,14 @@ from .metrics import (
     superposition,
 )
 from .models import AbsModel, ToyModel
-from .sae import (
-    SparseAutoencoder,
+from .sae import SparseAutoencoder, train_sae
+from .sparse_coding import (
     fraction_recovered,
     ista,
     learn_dictionary,
     max_cosine,
     mmcs,
     sparse_synthetic,
-    train_sae,
 )
 from .training import (
     best_of_restarts,

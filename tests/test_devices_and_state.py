@@ -284,5 +284,5 @@ def test_one_rule_for_threads(monkeypatch):
     ss.train(ss.ToyModel(5, 2, 2), feature_probability=0.5, steps=2, batch_size=8,
              progress=False, fast=False)
     acts, dirs, _ = ss.sparse_synthetic(16, 4, 3, feature_probability=0.3)
-    ss.sae.ista(acts, dirs, 0.1, steps=2)
+    ss.sparse_coding.ista(acts, dirs, 0.1, steps=2)
     assert asked == [1, 1], asked
