@@ -28,8 +28,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # Run first in the kernel: the trainer takes its fast path only for these exact classes, so
 # swapping in stand-ins sends every model through the plain autograd loop of
-# `supersim/training.py` (what `train(..., fast=False)` runs). `phase.train_with_sampler`
-# goes through `supersim.train` too, so it follows.
+# `supersim/training.py` (what `train(..., fast=False)` runs).
 FORCE_AUTOGRAD = """\
 import supersim.training as _t
 _t.ToyModel, _t.AbsModel = type("NotToyModel", (), {}), type("NotAbsModel", (), {})

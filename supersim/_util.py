@@ -4,7 +4,9 @@ The checking policy of the package, in one place:
 
 - a bad argument raises `ValueError` naming the argument and what is allowed, before any work;
 - integers may be Python or NumPy integers (never bools); reals must be finite unless a
-  function says otherwise;
+  function says otherwise; tensors must be non-empty, finite and of the documented shape;
+- a figure's own arguments (axes, figures, colours, titles) are checked like the rest, before
+  anything is drawn;
 - the device is the CPU unless the caller asks for another one (`device="cuda"`): these models
   are faster on a CPU, and the book's numbers are written against the CPU's random streams;
 - a function that changes torch's (process-wide) thread count holds `_THREADS` while it
@@ -80,14 +82,7 @@ def number(
         ok = math.isfinite(v) and (v > low if low_open else v >= low)
         ok = ok and (v < high if high_open else v <= high)
     if not ok:
-        if math.isinf(low) and math.isinf(high):
-            allowed = ""
-        elif math.isinf(high):
-            allowed = f" {'>' if low_open else '>='} {low:g}"
-        elif math.isinf(low):
-            allowed = f" {'<' if high_open else '<='} {high:g}"
-        else:
-            allowed = f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        allowed = _interval(low, high, low_open, high_open)
         raise ValueError(f"{name} must be a finite number{allowed}, got {value!r}")
     return v
 
@@ -99,6 +94,47 @@ def bound(value, name: str) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or math.isnan(value):
         raise ValueError(f"{name} must be a number (or -inf, inf), got {value!r}")
     return float(value)
+
+
+def _interval(low: float, high: float, low_open: bool, high_open: bool) -> str:
+    """The allowed interval for an error message: "", " > 0", " <= 1" or " in (0, 1]"."""
+    if math.isinf(low) and math.isinf(high):
+        return ""
+    if math.isinf(high):
+        return f" {'>' if low_open else '>='} {low:g}"
+    if math.isinf(low):
+        return f" {'<' if high_open else '<='} {high:g}"
+    return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+def text(value, name: str, *, empty: bool = True) -> str:
+    """A string (a title, a label, a name); with `empty=False`, a non-empty one."""
+    if not isinstance(value, str) or (not empty and not value):
+        raise ValueError(f"{name} must be a{'' if empty else ' non-empty'} string, got {value!r}")
+    return value
+
+
+def texts(value, name: str, count: int | None = None) -> list[str]:
+    """A list or tuple of strings (one per panel, per model, ...), `count` of them if given."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ValueError(f"{name} must be a list of strings, got {value!r}")
+    if count is not None and len(value) != count:
+        raise ValueError(f"{name} must hold {count} strings, one per item, got {len(value)}")
+    if not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{name} must hold strings only, got {list(value)!r}")
+    return list(value)
+
+
+def optional(check, value, name: str, **kwargs):
+    """None, or `value` passed through `check(value, name, **kwargs)` (e.g. `number`)."""
+    return None if value is None else check(value, name, **kwargs)
+
+
+def function(value, name: str):
+    """A callable (a sampler, a drawing function, an edit of activations)."""
+    if not callable(value):
+        raise ValueError(f"{name} must be a function, got {value!r}")
+    return value
 
 
 def seed(value, name: str = "seed") -> int:
@@ -285,17 +321,32 @@ def as_tensor(value, name: str) -> torch.Tensor:
 
 
 def float_tensor(
-    value, name: str, *, min_dim: int = 1, max_dim: int | None = None, shape: str = ""
+    value,
+    name: str,
+    *,
+    min_dim: int = 1,
+    max_dim: int | None = None,
+    shape: str = "",
+    low: float = -math.inf,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+    dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
     """A non-empty, finite floating-point tensor with a number of axes in [min_dim, max_dim].
 
-    `shape` describes the allowed shapes in the error message, e.g. "(instances, features)".
+    `shape` describes the allowed shapes in the error message, e.g. "(instances, features)";
+    every value must lie in the interval from low to high (ends open or closed). The result
+    has `dtype` when one is given (detached, on the CPU), else the input's floating dtype
+    (integers become float32).
     """
     t = as_tensor(value, name)
+    if dtype is not None and t.is_floating_point() and not isinstance(value, (torch.Tensor, np.ndarray)):
+        t = torch.as_tensor(value, dtype=dtype)  # Python floats at full precision, not via float32
     if not t.is_floating_point():
         if t.dtype == torch.bool or t.is_complex():
             raise ValueError(f"{name} must hold real numbers, got dtype {t.dtype}")
-        t = t.float()
+        t = t.to(dtype or torch.float32)
     dims = f"{min_dim}" if max_dim == min_dim else f"{min_dim} to {max_dim or 'any number of'}"
     want = shape or f"{dims} axes"
     if t.dim() < min_dim or (max_dim is not None and t.dim() > max_dim):
@@ -304,7 +355,91 @@ def float_tensor(
         raise ValueError(f"{name} must not be empty, got shape {tuple(t.shape)}")
     if not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name} must be finite (no NaN or inf)")
+    below = (t <= low) if low_open else (t < low)
+    above = (t >= high) if high_open else (t > high)
+    if bool((below | above).any()):
+        bad = t[below | above].flatten()[:3].tolist()
+        raise ValueError(f"{name} must hold values{_interval(low, high, low_open, high_open)}, got {bad}")
+    return t if dtype is None else t.detach().to(device="cpu", dtype=dtype)
+
+
+def index_tensor(
+    value, name: str, *, low: int = 0, high: int | None = None, min_dim: int = 1,
+    max_dim: int | None = None, shape: str = "",
+) -> torch.Tensor:
+    """A non-empty int64 tensor of whole numbers in [low, high] (indices, classes, offsets).
+
+    Integer dtypes, and floats that hold whole numbers, count; bools do not.
+    """
+    t = as_tensor(value, name)
+    if t.dtype == torch.bool or t.is_complex():
+        raise ValueError(f"{name} must hold integers, got dtype {t.dtype}")
+    dims = f"{min_dim}" if max_dim == min_dim else f"{min_dim} to {max_dim or 'any number of'}"
+    if t.dim() < min_dim or (max_dim is not None and t.dim() > max_dim):
+        raise ValueError(f"{name} must be {shape or f'{dims} axes'}, got shape {tuple(t.shape)}")
+    if t.numel() == 0:
+        raise ValueError(f"{name} must not be empty, got shape {tuple(t.shape)}")
+    if t.is_floating_point() and not bool((torch.isfinite(t) & (t == t.round())).all()):
+        raise ValueError(f"{name} must hold integers, got {t.flatten()[:3].tolist()}")
+    t = t.detach().cpu().long()
+    if bool((t < low).any()) or (high is not None and bool((t > high).any())):
+        raise ValueError(f"{name} must hold integers{_range(low, high)}, got {t.flatten()[:5].tolist()}")
     return t
+
+
+def mask(value, name: str, *, shape: tuple[int, ...] | None = None) -> torch.Tensor:
+    """A bool tensor (or one of 0s and 1s) of `shape` if given, as torch.bool on the CPU."""
+    t = as_tensor(value, name)
+    if t.dtype != torch.bool and (t.is_complex() or not bool(((t == 0) | (t == 1)).all())):
+        raise ValueError(f"{name} must hold True/False (or 0/1) values, got {t.flatten()[:5].tolist()}")
+    if shape is not None and tuple(t.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(t.shape)}")
+    return t.detach().cpu().bool()
+
+
+def batched(value, name: str, shape: str) -> tuple[torch.Tensor, bool]:
+    """A weight matrix (rows, columns), or a stack of them (instances, rows, columns).
+
+    Checked as `float_tensor` and returned as float64 on the CPU with the instances axis,
+    together with whether that axis was added (so that results can drop it again). `shape`
+    names the two axes, e.g. "(hidden, features)".
+    """
+    inner = shape.strip("()")
+    allowed = f"(instances, {inner}) or {shape}"
+    t = float_tensor(value, name, min_dim=2, max_dim=3, shape=allowed, dtype=torch.float64)
+    return (t.unsqueeze(0), True) if t.dim() == 2 else (t, False)
+
+
+# ----------------------------------------------------------------------------------------------
+# Figures (matplotlib is imported only when a figure argument is checked)
+
+
+def axes(value, name: str = "ax"):
+    """None (draw into a new figure) or a matplotlib Axes to draw into."""
+    from matplotlib.axes import Axes
+
+    if value is not None and not isinstance(value, Axes):
+        raise ValueError(f"{name} must be None or a matplotlib Axes, got {value!r}")
+    return value
+
+
+def figure(value, name: str = "fig", *, optional: bool = True):
+    """A matplotlib Figure or SubFigure to draw into (or None, when `optional`)."""
+    from matplotlib.figure import FigureBase
+
+    if not isinstance(value, FigureBase) and not (optional and value is None):
+        allowed = "None or a matplotlib Figure" if optional else "a matplotlib Figure"
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return value
+
+
+def color(value, name: str = "color"):
+    """A colour matplotlib understands: a name, a hex string, an RGB(A) tuple."""
+    from matplotlib.colors import is_color_like
+
+    if isinstance(value, (bool, np.bool_)) or not is_color_like(value):
+        raise ValueError(f"{name} must be a matplotlib colour (e.g. 'C0', 'k', '#1f77b4'), got {value!r}")
+    return value
 
 
 # ----------------------------------------------------------------------------------------------

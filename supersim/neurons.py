@@ -17,36 +17,31 @@ arrays, the layout of `supersim.AbsModel`.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import torch
+
+from . import _util
+
+__all__ = [
+    "neuron_norms",
+    "neuron_shares",
+    "neuron_polysemanticity",
+    "sizeable_features",
+    "primary_feature",
+    "sort_neurons",
+    "sign_pair_neurons",
+    "asymmetric_motifs",
+]
 
 _EPS = 1e-12
 
 
 def _as_w1(W1) -> tuple[torch.Tensor, bool]:
-    W1 = torch.as_tensor(W1).detach().to(torch.float64).cpu()
-    if W1.dim() == 2:
-        return W1.unsqueeze(0), True
-    if W1.dim() != 3:
-        raise ValueError(
-            "W1 must be (instances, neurons, features) or (neurons, features), "
-            f"got {tuple(W1.shape)}"
-        )
-    return W1, False
+    return _util.batched(W1, "W1", "(neurons, features)")
 
 
-def _check_fraction(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value <= 1:
-        raise ValueError(f"{name} must lie in (0, 1], got {value!r}")
-    return float(value)
-
-
-def _check_nonnegative(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-    return float(value)
+def _fraction(value, name: str) -> float:
+    return _util.number(value, name, low=0, high=1, low_open=True)
 
 
 def _squeeze(t: torch.Tensor, sq: bool) -> torch.Tensor:
@@ -92,7 +87,7 @@ def sizeable_features(W1: torch.Tensor | np.ndarray, threshold: float = 0.1) -> 
     A neuron's primary feature plus its sizeable secondary ones; an int tensor
     (instances, neurons).
     """
-    threshold = _check_fraction(threshold, "threshold")
+    threshold = _fraction(threshold, "threshold")
     W1, sq = _as_w1(W1)
     return _squeeze((neuron_shares(W1) >= threshold).sum(-1), sq)
 
@@ -121,7 +116,7 @@ def sort_neurons(
     imp = (
         -torch.arange(n_features, dtype=torch.float64)
         if importance is None
-        else torch.as_tensor(importance, dtype=torch.float64).reshape(-1)
+        else _util.float_tensor(importance, "importance", min_dim=0, dtype=torch.float64).reshape(-1)
     )
     if imp.numel() != n_features:
         raise ValueError(
@@ -138,7 +133,7 @@ def sort_neurons(
 
 def _as_w2(W2, W1: torch.Tensor) -> torch.Tensor:
     """W2 as float64 (instances, features, neurons), checked against the batched W1 (I, H, F)."""
-    W2 = torch.as_tensor(W2).detach().to(torch.float64).cpu()
+    W2 = _util.float_tensor(W2, "W2", min_dim=2, max_dim=3, dtype=torch.float64)
     if W2.dim() == 2:
         W2 = W2.unsqueeze(0)
     if W2.shape != W1.transpose(1, 2).shape:
@@ -159,7 +154,7 @@ def sign_pair_neurons(
     the same with W1[k, i] < 0. Returns (instances, features, 2): the counts of positive-side
     and negative-side neurons per feature. One of each is the textbook abs(x) = ReLU(x) + ReLU(-x).
     """
-    threshold = _check_fraction(threshold, "threshold")
+    threshold = _fraction(threshold, "threshold")
     W1, sq = _as_w1(W1)
     W2 = _as_w2(W2, W1)
     mono = neuron_shares(W1).double() >= threshold  # (I, H, F)
@@ -189,14 +184,10 @@ def asymmetric_motifs(
 
     Returns (instance, k, a, b, j) tuples.
     """
-    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not ratio >= 1:
-        raise ValueError(f"ratio must be a number >= 1, got {ratio!r}")
-    if isinstance(min_inhibition, bool) or not isinstance(min_inhibition, numbers.Real) or not (
-        min_inhibition > 0
-    ):
-        raise ValueError(f"min_inhibition must be a number > 0, got {min_inhibition!r}")
-    min_share = _check_fraction(min_share, "min_share")
-    min_gain = _check_nonnegative(min_gain, "min_gain")
+    ratio = _util.number(ratio, "ratio", low=1)
+    min_inhibition = _util.number(min_inhibition, "min_inhibition", low=0, low_open=True)
+    min_share = _fraction(min_share, "min_share")
+    min_gain = _util.number(min_gain, "min_gain", low=0)
     W1, _ = _as_w1(W1)
     W2 = _as_w2(W2, W1)
     shares = neuron_shares(W1).double()

@@ -34,9 +34,18 @@ if TYPE_CHECKING:  # for the type hints only: ipywidgets is optional and importe
     import numpy as np
     import torch
 
+__all__ = [
+    "figure_png",
+    "Explorer",
+    "sparsity_explorer",
+    "LiveToyModel",
+    "live_toy_model",
+]
+
 
 def figure_png(fig: Figure, dpi: int = 90) -> bytes:
     """PNG bytes of a matplotlib figure (drawn without pyplot, so nothing is shown twice)."""
+    fig, dpi = _util.figure(fig, optional=False), _util.size(dpi, "dpi")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return buf.getvalue()
@@ -64,11 +73,17 @@ class Explorer:
         dpi: int = 90,
         title: str = "",
     ) -> None:
-        if not params:
-            raise ValueError("params must name at least one slider")
+        draw = _util.function(draw, "draw")
+        if not isinstance(params, dict) or not params:
+            raise ValueError(f"params must be a dict naming at least one slider, got {params!r}")
         for name, values in params.items():
-            if len(values) < 1:
-                raise ValueError(f"params[{name!r}] must hold at least one value")
+            _util.text(name, "params' slider names")
+            if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) < 1:
+                raise ValueError(f"params[{name!r}] must be a list of at least one value, got {values!r}")
+        if not isinstance(figsize, (tuple, list)) or len(figsize) != 2:
+            raise ValueError(f"figsize must be (width, height) in inches, got {figsize!r}")
+        figsize = tuple(_util.number(v, "figsize", low=0, low_open=True) for v in figsize)
+        dpi, title = _util.size(dpi, "dpi"), _util.text(title, "title")
         n_frames = 1
         for values in params.values():
             n_frames *= len(values)
@@ -202,12 +217,22 @@ def sparsity_explorer(
     """
     from . import plot
 
-    W = W.detach().cpu() if hasattr(W, "detach") else W
+    W = _util.float_tensor(W, "W", min_dim=3, max_dim=3, shape="(instances, hidden, features)")
+    W = W.detach().cpu()
+    feature_probabilities = _util.float_tensor(
+        feature_probabilities, "feature_probabilities", max_dim=1, low=0, high=1, low_open=True
+    ).tolist()
     if len(feature_probabilities) != W.shape[0]:
         raise ValueError(
             f"feature_probabilities must give one value per instance ({W.shape[0]}), "
             f"got {len(feature_probabilities)}"
         )
+    if importance is not None:
+        importance = _util.float_tensor(importance, "importance", max_dim=1, low=0)
+        if len(importance) != W.shape[-1]:
+            got = len(importance)
+            raise ValueError(f"importance must give one value per feature ({W.shape[-1]}), got {got}")
+    title = _util.text(title, "title")
     index = {float(p): k for k, p in enumerate(feature_probabilities)}
 
     def draw(fig: Figure, p: float) -> None:
