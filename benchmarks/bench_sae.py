@@ -12,6 +12,7 @@ round so that other programs slow both alike, and prints the median seconds per 
 
     python benchmarks/bench_sae.py             # chapter 9's sizes and two smaller ones
     python benchmarks/bench_sae.py --threads 1
+    python benchmarks/bench_sae.py --quick        # 3 steps, 1 round: checks it runs (seconds)
 """
 
 from __future__ import annotations
@@ -50,7 +51,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--quick", action="store_true", help="3 steps, 1 round, 2,048 samples")
     args = parser.parse_args()
+    n_samples = 8192
+    if args.quick:
+        args.steps, args.rounds, n_samples = 3, 1, 2048
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.steps} steps x "
@@ -58,7 +63,7 @@ def main() -> None:
     print("d_in | d_sae | instances | k | dense ms/step (wall / cpu) | sparse ms/step (wall / cpu)"
           " | ratio (wall)")
     for config in CONFIGS:
-        data = torch.randn(8192, config[0], generator=torch.Generator().manual_seed(1))
+        data = torch.randn(n_samples, config[0], generator=torch.Generator().manual_seed(1))
         times = {False: [], True: []}
         for _ in range(args.rounds):
             for dense in (True, False):
