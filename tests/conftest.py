@@ -64,7 +64,7 @@ def built_book():
     env = plain_env()
     run = subprocess.run(
         [str(jb), "build", str(ROOT), "-W", "--keep-going"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=7200,  # cells have their own
     )
     log = run.stdout + run.stderr
     assert run.returncode == 0, f"jupyter-book build failed:\n{log[-6000:]}"
