@@ -117,9 +117,9 @@ def fresh_screenshots():
     SHOTS.mkdir(parents=True)
 
 
-def _open(browser, url: str):
+def _open(browser, url: str, width: int = 1280):
     """Open `url` with the network cut off beyond localhost; return page, errors, blocked."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page = browser.new_page(viewport={"width": width, "height": 900})
     errors: list[str] = []
     blocked: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -187,6 +187,82 @@ def test_static_sliders_move_their_figures(browser, server, doc):
                 assert after != before, f"{doc}: explorer {e}, slider {s} did not change the figure"
             page.screenshot(path=str(SHOTS / f"{doc.replace('/', '_')}-explorer{e}.png"))
         assert not errors, f"{doc}: console errors while moving sliders: {errors}"
+    finally:
+        page.close()
+
+
+# ---- the page's menu and contents: the chapter list within reach at every width --------------
+
+# Whether a reader sees the element and can click it: it has a box inside the window, and the
+# topmost element at its centre is it or inside it (not a backdrop, not another panel).
+REACHABLE = """el => {
+  const r = el.getBoundingClientRect();
+  if (!el.getClientRects().length || r.width < 1 || r.height < 1) return false;
+  const x = r.left + r.width / 2, y = r.top + r.height / 2;
+  if (x < 0 || y < 0 || x >= innerWidth || y >= innerHeight) return false;
+  const top = document.elementFromPoint(x, y);
+  return !!top && (top === el || el.contains(top));
+}"""
+MENU_PAGE, OTHER_CHAPTER = "book/01_features", "02_privileged_basis.html"
+
+
+def _reachable(page, locator) -> bool:
+    return locator.evaluate(REACHABLE)
+
+
+def _until(page, locator, reachable: bool, what: str) -> None:
+    """Wait (the sidebars slide) until the element is, or is no longer, within a reader's reach."""
+    js = f"el => ({REACHABLE})(el) === {str(reachable).lower()}"
+    try:
+        page.wait_for_function(js, arg=locator.element_handle(), timeout=5_000)
+    except Exception as error:  # noqa: BLE001 - say what the reader could not do
+        raise AssertionError(what) from error
+
+
+def _button(page, selector: str, doc: str):
+    """The one button of this kind a reader sees (themes also keep hidden copies of it)."""
+    shown = page.locator(f"{selector}:visible")
+    assert shown.count() == 1, f"{doc}: {shown.count()} visible {selector} buttons"
+    return shown.first
+
+
+@pytest.mark.parametrize("width", [390, 800])
+def test_menu_and_contents_open_at_phone_and_tablet_width(browser, server, width):
+    """The menu button shows the chapter list and takes the reader to another chapter; the
+    contents button shows the page's sections."""
+    page, errors, _ = _open(browser, f"{server}/{MENU_PAGE}.html", width=width)
+    try:
+        chapter = page.locator(f"nav.bd-docs-nav a[href$='{OTHER_CHAPTER}']").first
+        assert not _reachable(page, chapter), f"{width} px: the chapter list shows before the menu opens"
+        _button(page, ".primary-toggle", f"{width} px").click()
+        _until(page, chapter, True, f"{width} px: the menu button does not show the chapter list")
+        page.screenshot(path=str(SHOTS / f"menu-{width}px.png"))
+        chapter.click()
+        page.wait_for_url(f"**/{OTHER_CHAPTER}", timeout=10_000)
+
+        page.goto(f"{server}/{MENU_PAGE}.html")
+        section = page.locator("nav.page-toc a").first
+        assert not _reachable(page, section), f"{width} px: the contents show before they are opened"
+        _button(page, ".secondary-toggle", f"{width} px").click()
+        _until(page, section, True, f"{width} px: the contents button does not show the page's sections")
+        page.screenshot(path=str(SHOTS / f"contents-{width}px.png"))
+        assert not errors, f"{width} px: console errors: {errors}"
+    finally:
+        page.close()
+
+
+def test_sidebar_toggle_hides_and_shows_the_chapter_list_at_1280_pixels(browser, server):
+    page, errors, _ = _open(browser, f"{server}/{MENU_PAGE}.html", width=1280)
+    try:
+        chapter = page.locator(f"nav.bd-docs-nav a[href$='{OTHER_CHAPTER}']").first
+        assert _reachable(page, chapter), "1280 px: the chapter list is not shown beside the page"
+        toggle = _button(page, ".primary-toggle", "1280 px")
+        toggle.click()
+        _until(page, chapter, False, "1280 px: the sidebar toggle does not hide the chapter list")
+        page.screenshot(path=str(SHOTS / "sidebar-hidden-1280px.png"))
+        toggle.click()
+        _until(page, chapter, True, "1280 px: the sidebar toggle does not bring the chapter list back")
+        assert not errors, f"1280 px: console errors: {errors}"
     finally:
         page.close()
 

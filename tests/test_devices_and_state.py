@@ -23,6 +23,7 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
+from conftest import CELL_TIMEOUT
 
 import supersim as ss
 from supersim import plot
@@ -261,7 +262,7 @@ def test_the_chapters_kernels_claim_a_gpu():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         "import torch, supersim\nprint(torch.cuda.is_available(), supersim.ToyModel(3, 2).W.device)"
     )])
-    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3").execute()
     assert nb.cells[0].outputs[0]["text"].strip() == "True cpu"
 
 
