@@ -299,3 +299,10 @@ def test_live_panel_takes_what_the_page_can_show(node):
     # the faster preset is a learning rate too
     with pytest.raises(ValueError, match="fast_lr"):
         ss.widgets.live_toy_model(fast_lr=ranges["lr"][1] * 2)
+
+
+def test_chapter_4_counts_as_many_runs_as_the_panel_seeds_tested():
+    """Chapter 4 says the tests train "as many" of the panel's seeds as it trains runs."""
+    cells = json.loads((ROOT / "book" / "04_toy_superposition.ipynb").read_text())["cells"]
+    source = "".join(next(c for c in cells if c.get("id") == "cell-13-live-seeds")["source"])
+    assert re.search(rf"ss\.ToyModel\([^)]*n_instances={PANEL_SEEDS}\b", source), source
