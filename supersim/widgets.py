@@ -269,6 +269,25 @@ def _hex_colors(cmap: str, low: float, high: float, count: int) -> list[str]:
     return [to_hex(colormaps[cmap](low + (high - low) * k / (count - 1))) for k in range(count)]
 
 
+# What the panel can show, by its JavaScript names: RANGES in supersim/live/panel.js, which
+# tests/test_live.py checks these against. The directions view needs m >= 2 and the density
+# slider is log-scaled, so neither m = 1 nor density 0 is a setting the panel can show.
+_LIVE_RANGES = {
+    "n": (2, 8), "m": (2, 3), "density": (0.01, 1.0), "decay": (0.7, 1.0), "lr": (1e-4, 3e-2),
+    "weightDecay": (0.0, 1.0), "batch": (1, 65536), "seed": (0, 2**32 - 1),
+}
+
+
+def _live_integer(value: object, name: str, key: str) -> int:
+    low, high = _LIVE_RANGES[key]
+    return _util.integer(value, name, low=low, high=high)
+
+
+def _live_number(value: object, name: str, key: str) -> float:
+    low, high = _LIVE_RANGES[key]
+    return _util.number(value, name, low=low, high=high)
+
+
 class LiveToyModel:
     """A panel that trains the ReLU toy model in the browser; display it in a notebook.
 
@@ -324,21 +343,25 @@ def live_toy_model(
     and chapter 4's pentagon: 5 features in 2 dimensions, feature probability 1 - S = 0.1,
     importance 0.9^i. The reader can change n (2 to 8), m (2 or 3), the feature probability
     (1 to 0.01; the panel's slider says "density"), the importance decay (0.7 to 1), the
-    learning rate (with a button for `fast_lr`) and the seed.
+    learning rate (with a button for `fast_lr`) and the seed. Each argument must lie in the
+    range the panel can show (`RANGES` in supersim/live/panel.js, which its controls and its
+    JavaScript `set` keep to as well); anything else raises ValueError.
+
+    At these defaults only some seeds form the pentagon within supersim.train's 10,000 steps;
+    the others settle for two antipodal pairs and drop a feature (chapter 4 counts how many).
     """
     # the JavaScript's option names (supersim/live/toy_model.js), which say "density"
     options = {
-        "n": _util.integer(n_features, "n_features", low=2, high=8),
-        "m": _util.integer(d_hidden, "d_hidden", low=2, high=3),
-        "density": _util.number(feature_probability, "feature_probability", low=0.01, high=1.0),
-        "decay": _util.number(importance_decay, "importance_decay", low=0.7, high=1.0),
-        "lr": _util.number(lr, "lr", low=1e-4, high=3e-2),
-        "weightDecay": _util.number(weight_decay, "weight_decay", low=0.0, high=1.0),
-        "batch": _util.integer(batch_size, "batch_size", low=1, high=65536),
-        # the page's generator takes 32-bit seeds
-        "seed": _util.integer(seed, "seed", low=0, high=2**32 - 1),
+        "n": _live_integer(n_features, "n_features", "n"),
+        "m": _live_integer(d_hidden, "d_hidden", "m"),
+        "density": _live_number(feature_probability, "feature_probability", "density"),
+        "decay": _live_number(importance_decay, "importance_decay", "decay"),
+        "lr": _live_number(lr, "lr", "lr"),
+        "weightDecay": _live_number(weight_decay, "weight_decay", "weightDecay"),
+        "batch": _live_integer(batch_size, "batch_size", "batch"),
+        "seed": _live_integer(seed, "seed", "seed"),  # the page's generator takes 32-bit seeds
     }
-    fast = _util.number(fast_lr, "fast_lr", low=1e-4, high=3e-2)
+    fast = _live_number(fast_lr, "fast_lr", "lr")
     if not isinstance(title, str):
         raise ValueError(f"title must be a string, got {title!r}")
     colors = {
