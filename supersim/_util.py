@@ -260,7 +260,7 @@ def snapshot_list(value, name: str = "snapshots", params: dict | None = None) ->
     """`train`'s snapshots: a non-empty list of (step, {parameter name: tensor}) pairs.
 
     With `params` (a model's named parameters), every snapshot must hold each of them, in
-    its shape.
+    its shape, with finite values (the snapshot is about to be run through the model).
     """
     if not isinstance(value, list) or not value:
         raise ValueError(
@@ -276,6 +276,7 @@ def snapshot_list(value, name: str = "snapshots", params: dict | None = None) ->
                 shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
                 raise ValueError(f"{name} must hold the model's parameter {key!r} with shape "
                                  f"{tuple(want.shape)} at step {item[0]}, got {shape}")
+            _finite(_real(got, name), f"{name}' {key!r} at step {item[0]}")
     return value
 
 

@@ -20,7 +20,7 @@ from ._util import Array
 from .models import BatchedModel
 from .training import reconstruction_loss
 
-__all__ = ["find_jumps", "snapshot_losses", "stack_snapshots"]
+__all__ = ["Jumps", "find_jumps", "snapshot_losses", "stack_snapshots"]
 
 
 def stack_snapshots(snapshots: list, name: str = "W") -> tuple[torch.Tensor, torch.Tensor]:

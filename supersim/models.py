@@ -69,9 +69,9 @@ class BatchedModel(nn.Module):
         """The output: (B, I, H) -> (B, I, F)."""
         raise NotImplementedError
 
-    def target(self, x: torch.Tensor) -> torch.Tensor:
-        """What the model is trained to output: its own input."""
-        return x
+    def target(self, x: torch.Tensor | Array) -> torch.Tensor:
+        """What the model is trained to output for a batch x (B, I, F): x itself."""
+        return self.as_batch(x)
 
     def hidden(self, x: torch.Tensor | Array) -> torch.Tensor:
         """Hidden activations: (batch, instances, features) -> (batch, instances, hidden)."""
@@ -84,6 +84,7 @@ class BatchedModel(nn.Module):
     def as_batch(self, x: torch.Tensor | Array, name: str = "x", axis: str = "features") -> torch.Tensor:
         """x checked as a (batch, instances, `axis`) batch of this model ("features" or
         "hidden") and moved to its device and dtype; ValueError naming `name` otherwise."""
+        name = _util.text(name, "name", empty=False)
         if axis not in ("features", "hidden"):
             raise ValueError(f"axis must be 'features' or 'hidden', got {axis!r}")
         width = self.n_features if axis == "features" else self.d_hidden
@@ -167,9 +168,9 @@ class AbsModel(BatchedModel):
         self.W2 = _xavier(self.n_instances, self.n_features, self.d_hidden, device, gen)  # (I, F, H)
         self.b = nn.Parameter(torch.zeros(self.n_instances, self.n_features, device=device))  # (I, F)
 
-    def target(self, x: torch.Tensor) -> torch.Tensor:
-        """What the model is trained to output: abs(x)."""
-        return x.abs()
+    def target(self, x: torch.Tensor | Array) -> torch.Tensor:
+        """What the model is trained to output for a batch x (B, I, F): abs(x)."""
+        return self.as_batch(x).abs()
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """h = ReLU(W1 x): (B, I, F) -> (B, I, H)."""

@@ -95,6 +95,11 @@ class Explorer:
 
     def frame(self, index: tuple[int, ...]) -> bytes:
         """PNG of the figure at slider positions `index` (one position per slider), cached."""
+        if not isinstance(index, (tuple, list)) or len(index) != len(self.params):
+            raise ValueError(f"index must be a tuple of {len(self.params)} slider positions, one per"
+                             f" slider, got {index!r}")
+        index = tuple(_util.integer(i, "index", low=0, high=len(v) - 1)
+                      for i, v in zip(index, self.params.values(), strict=True))
         if index not in self._cache:
             values = [v[i] for v, i in zip(self.params.values(), index, strict=True)]
             fig = Figure(figsize=self.figsize)
