@@ -58,8 +58,7 @@ def per_instance_feature(
     n_instances = _util.size(n_instances, "n_instances")
     n_features = _util.size(n_features, "n_features")
     device = _util.device(device)
-    if not isinstance(name, str):
-        raise ValueError(f"name must be the argument's name (a str), got {name!r}")
+    name = _util.text(name, "name", empty=False)  # the argument's name, for the messages
     low, high = _util.bound(low, "low"), _util.bound(high, "high")
     if low > high:
         raise ValueError(f"low must be at most high, got low={low}, high={high}")

@@ -236,7 +236,7 @@ API = {
                          torch.ones(3, 4, dtype=torch.complex64)),
         "dictionary": _bad_values("dictionary", (6, 4), torch.ones(6, 3), torch.ones(4),
                                   torch.ones(2, 6, 4),  # one per instance needs h (B, I, D)
-                                  torch.ones(6, 4, dtype=torch.bool)),
+                                  torch.ones(1, 2, 6, 4), torch.ones(6, 4, dtype=torch.bool)),
         "l1_coeff": NONNEG + [True], "steps": SIZE, "nonneg": FLAG,
         "init": ["i", torch.zeros(64, 5), torch.zeros(6), torch.full((64, 6), NAN)],
     }),
@@ -260,7 +260,7 @@ API = {
         low_inclusive=False), {
         "value": [-1.0, 0.0, 1.5, NAN, INF, "a", torch.ones(4), torch.ones(3, 3), True,
                   torch.tensor([True])],  # 0.0: not in (0, 1]
-        "n_instances": SIZE, "n_features": SIZE, "name": [3, None],
+        "n_instances": SIZE, "n_features": SIZE, "name": [3, None, ""],
         "low": [NAN, "a", None, 2.0],  # 2.0 > high
         "high": [NAN, "a", None, -1.0],  # -1.0 < low
         "low_inclusive": FLAG, "device": DEVICE,
@@ -402,6 +402,15 @@ MODULE_API = {
                               [0.1, -1.0], [0.1, 0.2, 0.3], torch.rand(2, 1), ["0.1", 0.2]],
         "k": [2],  # an L1 SAE keeps every ReLU latent: k is TopK's
         "seed": SEED, "device": DEVICE,
+    }),
+    # sparse_coding: ista with one dictionary per instance
+    "sparse_coding.ista": (lambda: dict(h=_rand(10, 2, 4), dictionary=_randn(2, 6, 4), l1_coeff=0.1,
+                                        steps=3, nonneg=False, init=torch.zeros(10, 2, 6)), {
+        "h": _bad_batch("h", (10, 2, 4), torch.ones(10, 3, 4)),  # 3 instances, 2 dictionaries
+        "dictionary": _bad_values("dictionary", (2, 6, 4), torch.ones(3, 6, 4),
+                                  torch.ones(2, 6, 5)),
+        "l1_coeff": NONNEG, "steps": SIZE, "nonneg": FLAG,
+        "init": [torch.zeros(2, 10, 6), torch.zeros(10, 2, 5), _full((10, 2, 6), INF)],
     }),
     "sae.firing_rate": (lambda: dict(latents=_rand(10, 2, 8)), {
         "latents": _bad_values("latents", (10, 2, 8), torch.ones(10, 8, dtype=torch.bool)),
