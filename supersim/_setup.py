@@ -132,10 +132,7 @@ class Run:
 
     def after_step(self, k: int) -> None:
         """Update the progress bar and take a snapshot after step k (0-based) when due."""
-        if self.bar is not None and k % 100 == 99:
-            loss = self.history[k, self._shown].mean().item() * self._loss_scale
-            self.bar.update(100)
-            self.bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+        _util.show_loss(self.bar, k, lambda: self.history[k, self._shown].mean().item() * self._loss_scale)
         if self.snapshot_every is not None and (k + 1) % self.snapshot_every == 0:
             params = {n: t.detach().to("cpu", copy=True) for n, t in self.model.named_parameters()}
             self.snapshots.append((k + 1, params))

@@ -491,6 +491,16 @@ def progress_bar(progress: bool | None, total: int, desc: str):
     return tqdm(total=total, desc=desc, mininterval=0.5, leave=False)
 
 
+def show_loss(bar, step: int, loss) -> None:
+    """Advance a `progress_bar` (or None) every 100 steps, showing `loss()`, the loss after `step`.
+
+    `loss` is a function, so the number is only computed (and synced from a device) when shown.
+    """
+    if bar is not None and step % 100 == 99:
+        bar.update(100)
+        bar.set_postfix(loss=f"{loss():.4g}", refresh=False)
+
+
 def want_progress(progress) -> bool:
     """Whether to show a progress bar: as asked, else unless SUPERSIM_PROGRESS=0."""
     if progress is not None:

@@ -255,7 +255,7 @@ def pack(
     beta: tuple[float, float] = (4.0, 2000.0),
     seed: int = 0,
     device: str | torch.device | None = None,
-    threads: int = 1,
+    threads: int | None = 1,
     one_sided: bool = False,
 ) -> torch.Tensor:
     """k unit vectors in R^n (rows of a (k, n) float64 tensor) with small coherence.
@@ -270,14 +270,15 @@ def pack(
     run together as a leading axis; the one with the lowest coherence is returned (default: 16
     for small problems, down to 1 for large ones). Same seed, same result.
 
-    On a CPU it uses at most `threads` threads (default 1), and one for small problems
-    (`_util.threads_for`): even k = 1000, n = 100 takes seconds on one thread, and a second
+    `threads` means what it means for `train` and `train_sae`: the most CPU threads to use
+    (None: torch's setting), and one for small problems (`_util.threads_for`). The default
+    here is 1, not None: even k = 1000, n = 100 takes seconds on one thread, and a second
     can make it several times slower when the cores are shared.
     """
     k, n = _k_n(k, n)
     steps = _util.size(steps, "steps")
     restarts = _auto_restarts(k, n) if restarts is None else _util.size(restarts, "restarts")
-    threads = _util.size(threads, "threads")
+    threads = _util.optional(_util.size, threads, "threads")
     one_sided = _util.flag(one_sided, "one_sided")
     gen = _util.generator(seed)  # checks the seed now, before any work
     lr = _util.number(lr, "lr", low=0, low_open=True)
