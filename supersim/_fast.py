@@ -89,14 +89,21 @@ def _toy_grads(W, b, xn, imps, relu_out: bool, hidden_relu: bool, loss2, gW, gb)
     torch.sum(d_pre, 2, out=gb)  # (I, F)
 
 
-def _abs_grads(W1, W2, b, xn, imps, loss2, gW1, gW2, gb) -> None:
-    """AbsModel: y = ReLU(W2 ReLU(W1 x) + b) against |x|; same conventions as `_toy_grads`."""
+def _abs_grads(W1, W2, b, xn, imps, loss2, gW1, gW2, gb, leak: float = 0.0) -> None:
+    """AbsModel: y = ReLU(W2 ReLU(W1 x) + b) against |x|; same conventions as `_toy_grads`.
+
+    With `leak` > 0 the output is a leaky ReLU: slope `leak` below zero (`AbsModel.leak`).
+    """
     h = torch.bmm(W1.neg(), xn).relu_()  # (I, H, B)
     pre = torch.baddbmm(b.unsqueeze(2), W2, h)  # (I, F, B)
-    err = torch.relu(pre).sub_(xn.abs())  # y - |x|
+    y = torch.relu(pre) if leak == 0 else F.leaky_relu(pre, leak)
+    err = y.sub_(xn.abs())  # y - |x|
     _weighted_sq_norm(err, imps, loss2)
     g = err * imps
-    d_pre = _threshold_backward(g, pre, 0)
+    if leak == 0:
+        d_pre = _threshold_backward(g, pre, 0)
+    else:  # g where pre > 0, leak * g elsewhere
+        d_pre = torch.where(pre > 0, g, g * leak)
     d_h = _threshold_backward(torch.bmm(W2.transpose(1, 2), d_pre), h, 0)  # (I, H, B)
     torch.bmm(d_h, xn.transpose(1, 2), out=gW1)  # (I, H, F), = -dW1 since xn = -x
     gW1.neg_()
@@ -111,7 +118,8 @@ def _param_names(model) -> tuple[str, ...]:
 def _kernel(model):
     """The hand-written loss-and-gradient function for `model`: (params, xn, imps, loss2, grads)."""
     if isinstance(model, AbsModel):
-        return lambda prm, xn, imps, loss2, grads: _abs_grads(*prm, xn, imps, loss2, *grads)
+        leak = model.leak  # read once: a run trains with the leak it started with
+        return lambda prm, xn, imps, loss2, grads: _abs_grads(*prm, xn, imps, loss2, *grads, leak=leak)
     relu_out, hidden_relu = model.activation == "relu", model.hidden_relu
     return lambda prm, xn, imps, loss2, grads: _toy_grads(
         *prm, xn, imps, relu_out, hidden_relu, loss2, *grads

@@ -149,6 +149,12 @@ class AbsModel(BatchedModel):
     """h = ReLU(W1 x), y = ReLU(W2 h + b), trained on signed sparse x with target abs(x).
 
     `W1` is (instances, hidden, features), `W2` is (instances, features, hidden).
+
+    `leak` (default 0, the model of the paper) is the slope with which the output passes
+    negative pre-activations: with leak > 0, y = LeakyReLU(W2 h + b), in `decode` and in the
+    fast path's gradient. Chapter 5 trains with
+    a leak for a while so that an output pushed below zero still learns, then sets
+    `model.leak = 0`; every loss it reports is of the true ReLU model.
     """
 
     signed_inputs = True  # features are U[-1, 1] when active
@@ -159,10 +165,12 @@ class AbsModel(BatchedModel):
         d_hidden: int,
         n_instances: int = 1,
         *,
+        leak: float = 0.0,
         seed: int = 0,
         device: torch.device | str | None = None,
     ):
         super().__init__(n_features, d_hidden, n_instances)
+        self.leak = leak  # checked by the property below
         device, gen = _util.device(device), _util.generator(seed)
         self.W1 = _xavier(self.n_instances, self.d_hidden, self.n_features, device, gen)  # (I, H, F)
         self.W2 = _xavier(self.n_instances, self.n_features, self.d_hidden, device, gen)  # (I, F, H)
@@ -178,6 +186,21 @@ class AbsModel(BatchedModel):
         return torch.relu(torch.einsum("bif,ihf->bih", x, self.W1))  # W1[i] @ x[b, i]
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
-        """y = ReLU(W2 h + b): (B, I, H) -> (B, I, F)."""
+        """y = ReLU(W2 h + b): (B, I, H) -> (B, I, F), with the leak if there is one."""
         h = self.as_batch(h, "h", "hidden")
-        return torch.relu(torch.einsum("bih,ifh->bif", h, self.W2) + self.b)
+        out = torch.einsum("bih,ifh->bif", h, self.W2) + self.b
+        if self.leak == 0:
+            return torch.relu(out)
+        return torch.nn.functional.leaky_relu(out, self.leak)  # slope `leak` below 0
+
+    @property
+    def leak(self) -> float:
+        """The output's slope below zero: 0 (a ReLU, the default) or up to but not 1."""
+        return self._leak
+
+    @leak.setter
+    def leak(self, value: float) -> None:
+        self._leak = _util.number(value, "leak", low=0, high=1, high_open=True)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (f", leak={self.leak}" if self.leak else "")

@@ -8,6 +8,12 @@ when several features carry sizeable shares; the feature with the largest share 
 of polysemanticity is the effective number of features, 1 / sum_i s_ki^2, over the shares
 s_ki of the squared input weight.
 
+Chapter 5 measures trained models against the best model without superposition: one
+positive-side and one negative-side neuron, abs(x) = ReLU(x) + ReLU(-x), for each of the m/2
+features that cost most when dropped, and a constant output for the others
+(`no_superposition_model`, whose expected loss `no_superposition_loss` gives in closed form),
+and counts the features a model computes on each side of zero (`computed_sides`).
+
 Taught in chapter 5 ("Computing absolute value in superposition").
 
 All functions take W1 as (instances, neurons, features) (or (neurons, features), giving results
@@ -21,6 +27,8 @@ import numpy as np
 import torch
 
 from . import _util
+from .data import per_instance_feature
+from .models import AbsModel
 
 __all__ = [
     "neuron_norms",
@@ -31,6 +39,9 @@ __all__ = [
     "sort_neurons",
     "sign_pair_neurons",
     "asymmetric_motifs",
+    "no_superposition_loss",
+    "no_superposition_model",
+    "computed_sides",
 ]
 
 _EPS = 1e-12
@@ -212,3 +223,103 @@ def asymmetric_motifs(
                     if inhib[j] >= min_inhibition * leak:
                         found.append((inst, k, a, b, j))
     return found
+
+
+def _dropped_costs(n_features, feature_probability, importance) -> torch.Tensor:
+    """(I, F) float64: what dropping each feature costs, I_i (p_i / 3 - p_i^2 / 4).
+
+    A dropped feature's output is best held at E|x_i| = p_i / 2 (x_i is 0 with probability
+    1 - p_i, else U[-1, 1]); its squared error is then E[x_i^2] - (E|x_i|)^2.
+    """
+    n_features = _util.size(n_features, "n_features")
+    values = {"feature_probability": feature_probability, "importance": importance}
+    rows = [_util.as_tensor(v, k) for k, v in values.items()]
+    n_instances = max((t.shape[0] for t in rows if t.dim() == 2), default=1)
+    p, imp = (
+        per_instance_feature(t, n_instances, n_features, name=k, high=1.0 if k[0] == "f" else np.inf)
+        for t, k in zip(rows, values, strict=True)
+    )
+    p = p.double()
+    return imp.double() * (p / 3 - p.square() / 4)
+
+
+def _served(costs: torch.Tensor, d_hidden: int) -> torch.Tensor:
+    """(I, F) bool: the d_hidden // 2 features that cost most when dropped (ties: lower index)."""
+    order = torch.argsort(-costs, dim=-1, stable=True)[:, : d_hidden // 2]
+    return torch.zeros_like(costs, dtype=torch.bool).scatter_(1, order, True)
+
+
+def no_superposition_loss(
+    n_features: int,
+    d_hidden: int,
+    feature_probability: float | torch.Tensor | np.ndarray,
+    importance: float | torch.Tensor | np.ndarray = 1.0,
+) -> torch.Tensor:
+    """The expected loss of `no_superposition_model`, in closed form: (instances,).
+
+    The served features come out exactly; each dropped one costs I_i (p_i / 3 - p_i^2 / 4),
+    and like `training.reconstruction_loss` the loss is the mean over the features:
+    (1 / n) * sum over dropped i of I_i (p_i / 3 - p_i^2 / 4). `feature_probability` and
+    `importance` broadcast to (instances, features), as in `train`.
+    """
+    d_hidden = _util.size(d_hidden, "d_hidden")
+    costs = _dropped_costs(n_features, feature_probability, importance)
+    dropped = ~_served(costs, d_hidden)
+    return (costs * dropped).sum(-1).div(costs.shape[-1]).float()
+
+
+def no_superposition_model(
+    n_features: int,
+    d_hidden: int,
+    feature_probability: float | torch.Tensor | np.ndarray,
+    importance: float | torch.Tensor | np.ndarray = 1.0,
+) -> AbsModel:
+    """The best `AbsModel` that uses no superposition, built by hand.
+
+    One pair of neurons per served feature, abs(x_i) = ReLU(x_i) + ReLU(-x_i), for the
+    d_hidden // 2 features that cost most when dropped (the most important ones, when all
+    share one probability); every other output is the constant E|x_i| = p_i / 2 (its bias),
+    the best guess for a feature no neuron listens to. An odd last neuron stays unused.
+    One instance per row of `feature_probability` and `importance` (broadcast as in
+    `train`); its loss is `no_superposition_loss`.
+    """
+    d_hidden = _util.size(d_hidden, "d_hidden")
+    costs = _dropped_costs(n_features, feature_probability, importance)
+    p = per_instance_feature(feature_probability, *costs.shape, name="feature_probability")
+    served = _served(costs, d_hidden)
+    model = AbsModel(n_features, d_hidden, n_instances=costs.shape[0])
+    with torch.no_grad():
+        model.W1.zero_()
+        model.W2.zero_()
+        for inst, row in enumerate(served):
+            for j, f in enumerate(row.nonzero().flatten().tolist()):
+                model.W1[inst, 2 * j, f], model.W1[inst, 2 * j + 1, f] = 1.0, -1.0
+                model.W2[inst, f, 2 * j : 2 * j + 2] = 1.0
+        model.b.copy_(torch.where(served, 0.0, p / 2))
+    return model
+
+
+@torch.no_grad()
+def computed_sides(model: AbsModel, *, n_values: int = 41, tolerance: float = 0.1 / 12) -> torch.Tensor:
+    """Which sides of each feature `model` computes, from inputs with that feature alone on.
+
+    Feature i alone takes `n_values` values from -1 to 1; output i's squared error against
+    abs(x_i), averaged over the positive values and over the negative ones, must stay below
+    `tolerance` (default a tenth of 1/12: 1/12 is the error of the constant 1/2 on either side,
+    and of the best map of x_i that skips the hidden ReLU) for the side to count.
+    Returns (instances, features, 2) bool: [positive, negative] side.
+    """
+    model = _util.model_of(model, cls=AbsModel)
+    n_values = _util.integer(n_values, "n_values", low=3)
+    tolerance = _util.number(tolerance, "tolerance", low=0, low_open=True)
+    n_inst, n_feat = model.n_instances, model.n_features
+    t = torch.linspace(-1, 1, n_values)  # the values of the one active feature
+    errors = torch.empty(n_values, n_inst, n_feat)
+    eye = torch.eye(n_feat).unsqueeze(1).expand(n_feat, n_inst, n_feat)  # (on, I, F)
+    for v, value in enumerate(t.tolist()):
+        out = model(eye * value)  # (feature on, I, F)
+        own = out.diagonal(dim1=0, dim2=2).cpu()  # (I, F): output i when i alone is on
+        errors[v] = (own - abs(value)).square()
+    positive = errors[t > 0].mean(0) < tolerance
+    negative = errors[t < 0].mean(0) < tolerance
+    return torch.stack([positive, negative], dim=-1)

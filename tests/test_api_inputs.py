@@ -171,9 +171,9 @@ API = {
         "n_features": SIZE, "d_hidden": SIZE, "n_instances": SIZE, "seed": SEED,
         "activation": ["gelu", 1], "hidden_relu": FLAG, "device": DEVICE,
     }),
-    "AbsModel": (ss.AbsModel, lambda: dict(n_features=5, d_hidden=4, n_instances=2), {
+    "AbsModel": (ss.AbsModel, lambda: dict(n_features=5, d_hidden=4, n_instances=2, leak=0.3), {
         "n_features": SIZE, "d_hidden": SIZE, "n_instances": SIZE, "seed": SEED,
-        "device": DEVICE,
+        "leak": [-0.1, 1.0, NAN, INF, "a", True, torch.ones(2)], "device": DEVICE,
     }),
     # kind "topk" here (k's rules); kind "l1" and l1_coeff's rules in "sae.SparseAutoencoder"
     "SparseAutoencoder": (ss.SparseAutoencoder, lambda: dict(
@@ -553,6 +553,21 @@ MODULE_API = {
         "W1": _bad_matrix("W1", (4, 5)), "W2": ["W2", _W1(), _full((2, 5, 4), INF)],
         "ratio": [0.5, NAN, INF, "a"], "min_share": [0.0, 1.5, NAN, "a"],
         "min_gain": NONNEG, "min_inhibition": POS,
+    }),
+    "neurons.no_superposition_loss": (lambda: dict(
+        n_features=5, d_hidden=4, feature_probability=torch.rand(2, 1), importance=torch.rand(5)), {
+        "n_features": SIZE, "d_hidden": SIZE,
+        "feature_probability": PROB + [torch.ones(3), torch.ones(2, 4)],
+        "importance": ["i", -1.0, torch.ones(4), _full((5,), NAN)],
+    }),
+    "neurons.no_superposition_model": (lambda: dict(
+        n_features=5, d_hidden=4, feature_probability=0.1, importance=torch.rand(2, 5)), {
+        "n_features": SIZE, "d_hidden": SIZE, "feature_probability": PROB + [torch.ones(3)],
+        "importance": ["i", -1.0, torch.ones(4), _full((5,), INF)],
+    }),
+    "neurons.computed_sides": (lambda: dict(model=_abs(), n_values=5, tolerance=0.01), {
+        "model": ["model", ss.ToyModel(5, 2, 2), torch.nn.Linear(2, 2)],
+        "n_values": [2, 1.5, "a", True, NAN], "tolerance": POS,
     }),
     # phase
     "phase.closed_form_losses": (lambda: dict(
