@@ -4,7 +4,7 @@ Every function draws into axes it is given (or a new figure) and returns the fig
 changes matplotlib's global state. Every argument is checked before anything is drawn, so a
 bad one raises ValueError and leaves no half-drawn figure behind. Colours: features coloured
 by importance (viridis, bright = important); signed values red for positive, blue for
-negative (RdBu_r); superposition from black (a direction of its own) to yellow (shared).
+negative (RdBu_r); superposition from dark indigo (a direction of its own) to yellow (shared).
 
 `import supersim` does not load this module (it pulls in matplotlib.pyplot): the first use of
 `supersim.plot` does.
@@ -417,7 +417,7 @@ def norm_bars(
     W: torch.Tensor | np.ndarray, ax: Axes | None = None, *, title: str = "",
     max_norm: float = 1.3,
 ) -> Figure:
-    """Horizontal bars of ||W_i|| per feature, coloured by superposition (black: none, yellow: a lot)."""
+    """Horizontal bars of ||W_i|| per feature, coloured by superposition (dark indigo: none, yellow: much)."""
     W = _array(W, "W", 2, "(hidden, features)")
     ax, title = _util.axes(ax), _util.text(title, "title")
     max_norm = _util.number(max_norm, "max_norm", low=0, low_open=True)
