@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import supersim as ss
-from supersim import dynamics
+from supersim import _fast, dynamics
 
 
 def test_find_jumps_finds_steps_and_ignores_noise():
@@ -88,6 +88,39 @@ def test_snapshot_losses_are_the_reconstruction_loss_with_per_instance_importanc
     # a scalar or (F,) importance broadcasts to every instance
     flat = dynamics.snapshot_losses(model, snaps, x, imp[0])
     assert torch.allclose(flat[:, 0], L[:, 0]) and (flat[:, 1] > 0).all()
+
+
+class _PlainToy(ss.ToyModel):
+    """Not exactly a ToyModel, so `snapshot_losses` takes its plain loop over snapshots."""
+
+
+@pytest.mark.parametrize("piece", [None, 64])  # 64: many pieces of snapshots and examples
+@pytest.mark.parametrize(("activation", "hidden_relu"), [("relu", False), ("relu", True),
+                                                         ("linear", False)])
+def test_fast_snapshot_losses_equal_the_plain_loop(monkeypatch, piece, activation, hidden_relu):
+    # the fast path (ToyModel, AbsModel) against a straightforward reference: each snapshot
+    # loaded into a model and run through reconstruction_loss, per-instance importance
+    if piece is not None:
+        monkeypatch.setattr(_fast, "_SNAPSHOT_PIECE", piece)
+    gen = torch.Generator().manual_seed(3)
+    n_inst, n_feat, n_hid = 3, 7, 2
+    snaps = [(k, {"W": torch.randn(n_inst, n_hid, n_feat, generator=gen),
+                  "b": 0.3 * torch.randn(n_inst, n_feat, generator=gen)}) for k in range(5)]
+    x = ss.sample_features(50, 0.4, n_inst, n_feat, generator=gen)
+    imp = torch.rand(n_inst, n_feat, generator=gen)  # a different profile per instance
+    kw = dict(n_instances=n_inst, activation=activation, hidden_relu=hidden_relu)
+    fast = dynamics.snapshot_losses(ss.ToyModel(n_feat, n_hid, **kw), snaps, x, imp)
+    plain = dynamics.snapshot_losses(_PlainToy(n_feat, n_hid, **kw), snaps, x, imp)
+    want = torch.zeros(len(snaps), n_inst)
+    for s, (_, params) in enumerate(snaps):
+        m = ss.ToyModel(n_feat, n_hid, **kw)
+        m.load_state_dict(params)
+        for i in range(n_inst):  # one instance at a time, by the formula
+            out = m(x)[:, i]
+            want[s, i] = (imp[i] * (out - x[:, i]).square()).mean()
+    assert (want > 0).all()
+    assert torch.allclose(plain, want, rtol=1e-6, atol=0)
+    assert torch.allclose(fast, want, rtol=1e-6, atol=0), (fast, want)
 
 
 def test_bad_input():
