@@ -451,3 +451,82 @@ def train(run: _setup.Run) -> torch.Tensor:
         _run(groups, run.steps, run.lr_at, run.after_step, prefetch, feed)
     history.mul_(0.5)
     return history.cpu()
+
+
+# `snapshot_losses` works on pieces of about this many (snapshot, feature, example) entries,
+# small enough for the processor's cache
+_SNAPSHOT_PIECE = 1 << 18
+
+
+@torch.no_grad()
+def snapshot_losses(
+    model: ToyModel | AbsModel, stacked: dict[str, torch.Tensor], x: torch.Tensor,
+    importance: torch.Tensor,
+) -> torch.Tensor:
+    """`reconstruction_loss` (S, I) of S parameter sets on one checked batch, without a model.
+
+    `stacked` maps each parameter name to its S values stacked in front (S, ...); x (B, I, F)
+    and importance (I, F) are checked and on the model's device and dtype (`dynamics.
+    snapshot_losses` checks them once). Each instance is taken alone, in cache-sized pieces
+    of snapshots and examples laid out (snapshots, features, batch), so the elementwise
+    passes run along the batch in cache. The numbers equal the loop over snapshots up to
+    float rounding (the sums run in another order; `tests/test_dynamics.py` compares).
+    Exactly `ToyModel` and `AbsModel` (a subclass may change the forward pass).
+    """
+    batch, n_inst, n_feat = x.shape
+    like = x.new_empty(())
+    params = [stacked[n].to(like) for n in _param_names(model)]  # each (S, I, ...)
+    n_snap = params[0].shape[0]
+    rows = min(batch, max(64, _SNAPSHOT_PIECE // n_feat))  # examples per piece
+    step = max(1, _SNAPSHOT_PIECE // (n_feat * rows))  # snapshots per piece
+    signed = isinstance(model, AbsModel)
+    relu_out = signed or model.activation == "relu"
+    hidden_relu = signed or model.hidden_relu
+    out = x.new_zeros(n_snap, n_inst)
+
+    def instance(i: int) -> None:
+        xs = [c.t().contiguous() for c in x[:, i].split(rows)]  # pieces (F, rows)
+        imp = importance[i] / (batch * n_feat)  # (F,)
+        for lo in range(0, n_snap, step):
+            p = [t[lo : lo + step, i] for t in params]
+            if signed:  # h = ReLU(W1 x), pre = W2 h + b
+                w_in, w_out, b = p
+            else:  # h = W x (ReLU'd if hidden_relu), pre = W^T h + b
+                w_in, b = p
+                w_out = w_in.transpose(1, 2).contiguous()
+            b = b.unsqueeze(2)
+            for xp in xs:
+                h = torch.matmul(w_in, xp)  # (k, H, rows)
+                if hidden_relu:
+                    h = h.relu_()
+                pre = torch.baddbmm(b, w_out, h)  # (k, F, rows)
+                err = (pre.relu_() if relu_out else pre).sub_(xp.abs() if signed else xp)
+                sq = torch.linalg.vector_norm(err, dim=2).square()  # (k, F)
+                out[lo : lo + step, i] += sq @ imp
+
+    # like `train`: one torch thread per Python thread on the CPU (the pieces are too small
+    # for OpenMP to pay, and its barriers can wait for a core another program holds); each
+    # thread takes whole instances, so the numbers do not depend on the threads
+    cpu = x.device.type == "cpu"
+    n_groups = min(torch.get_num_threads(), n_inst) if cpu else 1
+    errors: list[BaseException] = []
+
+    def group(g: int) -> None:
+        try:
+            for i in range(g, n_inst, n_groups):
+                instance(i)
+        except BaseException as err:  # noqa: B036 - raised in the calling thread below
+            errors.append(err)
+
+    with _util.num_threads(1 if cpu else None):
+        workers = [threading.Thread(target=group, args=(g,), daemon=True) for g in range(1, n_groups)]
+        for w in workers:
+            w.start()
+        try:
+            group(0)
+        finally:
+            for w in workers:
+                w.join()
+    if errors:
+        raise errors[0]
+    return out

@@ -437,10 +437,12 @@ MODULE_API = {
         ],
         "x": X_BAD, "importance": [-1.0, NAN, INF, "i", torch.ones(3), torch.ones(3, 5)],
     }),
-    "dynamics.find_jumps": (lambda: dict(D=_jumpy(), window=5, threshold=0.05, contrast=3.0), {
+    "dynamics.find_jumps": (lambda: dict(D=_jumpy(), window=5, threshold=0.05, contrast=3.0,
+                                         gap=5), {
         "D": _bad_values("D", (30, 2, 3), torch.ones(30, 3), torch.ones(30, 2, 3, 1),
-                         torch.ones(9, 2, 3)),  # 9 < 2 * window snapshots
-        "window": SIZE + [16], "threshold": POS, "contrast": POS,
+                         torch.ones(14, 2, 3)),  # 14 < 2 * window + gap snapshots
+        "window": SIZE + [13], "threshold": POS, "contrast": POS,
+        "gap": [-1, 1.5, True, "g", None, 21],  # 21: 2 * window + gap > 30 snapshots
     }),
     # adversarial
     "adversarial.attack_radius": (lambda: dict(x=_batch(), fraction=0.1), {
