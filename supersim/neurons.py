@@ -300,13 +300,16 @@ def no_superposition_model(
 
 
 @torch.no_grad()
-def computed_sides(model: AbsModel, *, n_values: int = 41, tolerance: float = 0.1 / 12) -> torch.Tensor:
-    """Which sides of each feature `model` computes, from inputs with that feature alone on.
+def computed_sides(
+    model: AbsModel, *, n_values: int = 41, tolerance: float = 0.1 / 12
+) -> torch.Tensor:
+    """Which sides of each feature `model` computes, from inputs with it alone on.
 
-    Feature i alone takes `n_values` values from -1 to 1; output i's squared error against
-    abs(x_i), averaged over the positive values and over the negative ones, must stay below
-    `tolerance` (default a tenth of 1/12: 1/12 is the error of the constant 1/2 on either side,
-    and of the best map of x_i that skips the hidden ReLU) for the side to count.
+    Feature i alone takes `n_values` values from -1 to 1; output i's squared error
+    against abs(x_i), averaged over the positive values and over the negative ones,
+    must stay below `tolerance` for the side to count (default a tenth of 1/12:
+    1/12 is the error of the constant 1/2 on either side, and of the best map of
+    x_i that skips the hidden ReLU).
     Returns (instances, features, 2) bool: [positive, negative] side.
     """
     model = _util.model_of(model, cls=AbsModel)
