@@ -55,6 +55,27 @@ def test_gradient_attack_stays_in_budget_and_matches_the_closed_form_without_sup
     assert (analytic >= clean).all()
 
 
+@pytest.mark.parametrize("hidden_relu", [False, True])
+def test_analytic_attack_equals_the_loss_of_every_candidate_tried_one_by_one(hidden_relu):
+    model = ss.ToyModel(8, 3, n_instances=2, hidden_relu=hidden_relu, seed=4)
+    with torch.no_grad():
+        model.b.normal_(0, 0.1, generator=torch.Generator().manual_seed(5))
+    x = ss.sample_features(30, 0.4, 2, 8, generator=torch.Generator().manual_seed(6))
+    imp = torch.rand(2, 8, generator=torch.Generator().manual_seed(7))
+    r = adversarial.attack_radius(x)
+    clean, worst = adversarial.analytic_attack(model, x, r, importance=imp)
+    with torch.no_grad():
+        each = torch.stack(
+            [
+                ss.reconstruction_loss(model, x + d, imp, target=x, per_example=True)
+                for d in adversarial.attack_candidates(model.W, r).unbind(1)
+            ]
+        )  # (C, B, I)
+        expected = torch.maximum(each.max(0).values, clean)
+    assert torch.allclose(worst, expected, atol=1e-6)
+    assert torch.equal(clean, ss.reconstruction_loss(model, x, imp, per_example=True).detach())
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [
