@@ -496,11 +496,17 @@ def auroc(
     out = []
     for start in range(0, scores.shape[1], chunk):
         s = scores[:, start : start + chunk].T.contiguous()  # (u, tokens)
-        ordered = s.sort(-1).values
-        below = torch.searchsorted(ordered, s, side="left")  # tokens scoring lower
-        tied = torch.searchsorted(ordered, s, side="right") - below  # itself included
-        rank = below.double() + (tied.double() + 1) / 2  # 1-based, ties share their mean rank
-        rank_sum = labels.double().T @ rank.T  # (C, u): the ranks of each concept's tokens
+        ordered, order = s.sort(-1)
+        place = torch.arange(s.shape[1]).expand_as(ordered)
+        starts = torch.ones_like(ordered, dtype=torch.bool)  # a run of tied values starts here
+        starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+        ends = torch.ones_like(starts)  # and ends here
+        ends[:, :-1] = starts[:, 1:]
+        first = torch.where(starts, place, 0).cummax(-1).values  # where each one's run starts
+        last = torch.where(ends, place, s.shape[1]).flip(-1).cummin(-1).values.flip(-1)
+        # 1-based ranks, tied values sharing their run's mean rank, put back in token order
+        rank = torch.empty(s.shape).scatter_(1, order, (first + last + 2) / 2.0)
+        rank_sum = labels.double().T @ rank.double().T  # (C, u): the ranks of each concept's tokens
         out.append((rank_sum - n_pos[:, None] * (n_pos[:, None] + 1) / 2) / (n_pos * n_neg)[:, None])
     return torch.cat(out, 1).float()
 
