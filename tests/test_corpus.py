@@ -69,3 +69,30 @@ def test_best_f1_known_answers():
         real.best_f1(scores, torch.zeros(6, 1, dtype=torch.bool))
     with pytest.raises(ValueError, match="with the 3 tokens of scores"):
         real.best_f1(scores[:3], labels)
+
+
+def test_auroc_known_answers_and_the_pairwise_definition():
+    labels = torch.tensor([1, 1, 0, 0, 0, 0], dtype=torch.bool).unsqueeze(1)
+    scores = torch.tensor([
+        [5.0, 1.0, 0.0],
+        [4.0, 1.0, 0.0],
+        [0.0, 1.0, 0.0],
+        [0.0, 1.0, 3.0],
+        [0.0, 0.0, 0.0],
+        [0.0, 0.0, 0.0],
+    ])
+    # perfect; positives tie with two of four negatives and beat two: (2 * 0.5 + 2) / 4;
+    # positives tie with three negatives and lose to one: 3 * 0.5 / 4
+    assert torch.allclose(real.auroc(scores, labels)[0], torch.tensor([1.0, 0.75, 0.375]))
+    # against the definition, P(positive > negative) + P(tie) / 2, on random data with ties
+    gen = torch.Generator().manual_seed(0)
+    s = torch.randint(0, 5, (40, 7), generator=gen).float()
+    lab = torch.rand(40, 3, generator=gen) < 0.3
+    want = torch.empty(3, 7)
+    for c in range(3):
+        pos, neg = s[lab[:, c]], s[~lab[:, c]]  # (p, 7), (q, 7)
+        diff = pos[:, None] - neg[None]  # (p, q, 7)
+        want[c] = ((diff > 0).float() + (diff == 0).float() / 2).mean((0, 1))
+    assert torch.allclose(real.auroc(s, lab, chunk=3), want, atol=1e-6)
+    with pytest.raises(ValueError, match="at least one positive and one negative"):
+        real.auroc(scores, torch.ones(6, 1, dtype=torch.bool))

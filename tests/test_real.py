@@ -189,6 +189,23 @@ def test_edits_run_the_rest_of_the_model_on_the_new_activations(encoder):
     assert torch.allclose(real.embed(encoder, TEXTS), base)
 
 
+def test_edits_can_spare_or_target_the_special_tokens(encoder):
+    # the same edit restricted to some tokens equals an edit that leaves the others as they were
+    ids = encoder.tokenizer(TEXTS, padding=True)["input_ids"]  # one batch, padded
+    special = torch.tensor([encoder.tokenizer.get_special_tokens_mask(i, already_has_special_tokens=True)
+                            for i in ids], dtype=torch.bool)  # [CLS], [SEP], [PAD]
+    for which, mask in (("content", ~special), ("special", special)):
+        by_hand = real.embed(encoder, TEXTS, layer=1, site="resid",
+                             edit=lambda h, m=mask: h * ~m.unsqueeze(-1))
+        spared = real.embed(encoder, TEXTS, layer=1, site="resid", edit=torch.zeros_like,
+                            edit_tokens=which)
+        assert torch.allclose(spared, by_hand, atol=1e-6), which
+    everything = real.embed(encoder, TEXTS, layer=1, site="resid", edit=torch.zeros_like)
+    content = real.embed(encoder, TEXTS, layer=1, site="resid", edit=torch.zeros_like,
+                         edit_tokens="content")
+    assert not torch.allclose(everything, content, atol=1e-3)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
