@@ -253,7 +253,9 @@ def _best_latents(decoder: torch.Tensor, directions: torch.Tensor) -> torch.Tens
     return cos.argmax(-1)
 
 
-def absorption(latents: Array, decoder: Array, codes: Array, truth: GroundTruth) -> torch.Tensor:
+def absorption(
+    latents: Array, decoder: Array, codes: Array, truth: GroundTruth, *, samples: Array | None = None
+) -> torch.Tensor:
     """How often a parent's latent is silent because one of its children is active, (I,).
 
     Each true feature's latent is the one whose decoder row (`decoder`, (I, S, D)) has the
@@ -262,7 +264,8 @@ def absorption(latents: Array, decoder: Array, codes: Array, truth: GroundTruth)
     dictionary absorbs the parent into its children, many more when a child is active too.
     The score is the second miss rate minus the first, pooled over the parents: 0 when a child
     changes nothing, 1 when the parent's latent fires whenever the parent is alone and never
-    when a child is. `latents` (B, I, S) and `codes` (B, I, N) belong to the same samples.
+    when a child is. `latents` (B, I, S) and `codes` (B, I, N) belong to the same samples;
+    `samples`, a bool (B, I), counts only those (default: all).
     """
     a = _util.float_tensor(latents, "latents", min_dim=3, max_dim=3, shape="(batch, instances, latents)")
     x = _util.float_tensor(codes, "codes", min_dim=3, max_dim=3, shape="(batch, instances, features)")
@@ -277,11 +280,17 @@ def absorption(latents: Array, decoder: Array, codes: Array, truth: GroundTruth)
             f"latents (B, {n}, S), codes (B, {n}, {n_feat}) and decoder ({n}, S, d) must fit the truth "
             f"and each other, got {tuple(a.shape)}, {tuple(x.shape)} and {tuple(W.shape)}"
         )
+    counted = torch.ones(x.shape[:2], dtype=torch.bool)
+    if samples is not None:
+        counted = _util.as_tensor(samples, "samples")
+        if counted.dtype != torch.bool or counted.shape != x.shape[:2]:
+            raise ValueError(f"samples must be a bool tensor of shape {tuple(x.shape[:2])}, "
+                             f"got {counted.dtype} {tuple(counted.shape)}")
     best = _best_latents(W.detach(), truth.directions.to(W))  # (I, N)
     missed_with, with_child, missed_alone, alone = (torch.zeros(n) for _ in range(4))
     for p in truth.parents:
         kids = truth.children(p)
-        on = x[..., p] > 0  # (B, I)
+        on = (x[..., p] > 0) & counted  # (B, I)
         child_on = (x[..., kids] > 0).any(-1)  # (B, I)
         silent = torch.gather(a, 2, best[:, p].view(1, n, 1).expand(a.shape[0], n, 1))[..., 0] <= 0
         missed_with += (on & child_on & silent).sum(0)

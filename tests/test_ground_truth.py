@@ -75,6 +75,11 @@ def test_absorption_reads_zero_on_the_truth_and_the_built_share_on_an_absorbing_
         a, decoder = gt.absorbing_code(x, truth, share, seed=1)
         assert (gt.absorption(a, decoder, x, truth) - share).abs().max() < 0.02, share
         assert torch.allclose(gt.parent_share(decoder, truth), torch.full((2, 12), 0.5), atol=1e-5)
+    # counted on some samples only: those where the absorbing code absorbs
+    a, decoder = gt.absorbing_code(x, truth, 0.5, seed=1)
+    took = (a[..., :3] == 0) & (x[..., :3] > 0)  # a silent parent: absorbed
+    some = took.any(-1) | ((x[..., 3:15] > 0).sum(-1) == 0)  # those, and no child at all
+    assert torch.allclose(gt.absorption(a, decoder, x, truth, samples=some), torch.ones(2))
     # exact where parent and child are equal (the child's row is their sum's direction)
     x_eq = x.clone()
     for p in truth.parents:
@@ -159,6 +164,8 @@ def test_select_keeps_some_instances():
     (lambda: gt.absorption(torch.rand(5, 2, 7), torch.rand(2, 8, 10), torch.rand(5, 2, 20), hierarchy()),
      "latents"),
     (lambda: gt.parent_share(torch.rand(3, 7, 10), hierarchy()), "decoder"),
+    (lambda: gt.absorption(torch.rand(5, 2, 7), torch.rand(2, 7, 10), torch.rand(5, 2, 20), hierarchy(),
+                           samples=torch.ones(5, 2)), "samples"),
     (lambda: gt.matched_share(torch.rand(4, 3), torch.rand(4, 5)), "d"),
     (lambda: gt.matched_share(torch.rand(4, 3), torch.rand(4, 3), 2.0), "threshold"),
     (lambda: gt.matched_share(torch.rand(4, 3), torch.rand(4, 3), alive=torch.ones(3, dtype=torch.bool)),
