@@ -10,12 +10,14 @@ to a page on disk and opened in Debian's Chromium, offline. Measured in one run:
 - the baseline: `supersim.train` on the same single model on this machine's CPU (torch, one
   thread), steps/s, measured in the same run.
 
-Reproduce: `.venv/bin/python benchmarks/bench_live.py` (about a minute).
+Reproduce: `.venv/bin/python benchmarks/bench_live.py` (about a minute);
+`--quick` (fewer, shorter rounds: a few seconds) checks that the script still runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import statistics
 import tempfile
@@ -25,6 +27,8 @@ import torch
 
 import supersim as ss
 
+# Debian's Chromium, or the binary SUPERSIM_CHROMIUM names (as for tests/test_browser.py)
+CHROMIUM = os.environ.get("SUPERSIM_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -42,12 +46,12 @@ def torch_baseline(steps: int) -> float:
 def browser_numbers(rounds: int, steps: int, play_seconds: float) -> dict:
     from playwright.sync_api import sync_playwright
 
-    panel = ss.widgets.live_toy_model(5, 2, density=0.1, importance_decay=0.9, seed=1)
+    panel = ss.widgets.live_toy_model(5, 2, feature_probability=0.1, importance_decay=0.9, seed=1)
     with tempfile.TemporaryDirectory() as tmp:
         page_path = pathlib.Path(tmp) / "live.html"
         page_path.write_text(f"<!doctype html><meta charset='utf-8'><body>{panel.to_html()}</body>")
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1000, "height": 700})
             page.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file:") else r.abort())
             page.goto(page_path.as_uri())
@@ -94,10 +98,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=5000, help="steps per timed round")
+    parser.add_argument("--quick", action="store_true", help="2 short rounds, 1 s of play")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.steps = 2, 1000
     torch.set_num_threads(1)
-    base = statistics.median(torch_baseline(args.steps // 2) for _ in range(3))
-    b = browser_numbers(args.rounds, args.steps, play_seconds=3.0)
+    base = statistics.median(torch_baseline(args.steps // 2) for _ in range(1 if args.quick else 3))
+    b = browser_numbers(args.rounds, args.steps, play_seconds=1.0 if args.quick else 3.0)
     print("n=5, m=2, batch 1024, one model")
     print(f"  supersim.train (torch, 1 thread)      {base:8.0f} steps/s   1.00x")
     print(f"  page, as fast as it can (steps(k))    {b['sync']:8.0f} steps/s   {b['sync'] / base:.2f}x"

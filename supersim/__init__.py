@@ -4,7 +4,7 @@ The helper package of the supersim book. Each module holds one concern, named af
 chapter that teaches it is in the module's docstring.
 
 - `data`: sparse synthetic features (the feature probability 1 - S, importances, sweeps,
-  correlated features, finite datasets).
+  correlated features, finite datasets) and the samplers that draw them.
 - `basis`: features as directions, reading them back, and privileged bases (chapters 1, 2).
 - `geometry`: how many almost-orthogonal directions fit in R^n: cosines, bounds, packings
   (chapter 3).
@@ -49,6 +49,7 @@ from .data import (
     per_instance_feature,
     sample_correlated_features,
     sample_features,
+    sparse_sampler,
     sparsity_sweep,
 )
 from .geometry import (
@@ -66,7 +67,7 @@ from .metrics import (
     n_represented,
     superposition,
 )
-from .models import AbsModel, ToyModel, resolve_device
+from .models import AbsModel, ToyModel
 from .sae import SparseAutoencoder, train_sae
 from .sparse_coding import (
     fraction_recovered,
@@ -113,9 +114,9 @@ __all__ = [
     "per_instance_feature",
     "random_unit_vectors",
     "reconstruction_loss",
-    "resolve_device",
     "sample_correlated_features",
     "sample_features",
+    "sparse_sampler",
     "sparse_synthetic",
     "sparsity_sweep",
     "stratified_loss",

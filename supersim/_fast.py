@@ -1,15 +1,18 @@
 """The fast path of `supersim.training.train`: the same steps, with the overhead taken out.
 
-`training.train` hands `ToyModel` and `AbsModel` here; it computes what the plain loop in
-`supersim/training.py` computes (the same loss, batches and AdamW, `tests/test_train.py` trains
-both ways and compares). For these tiny models a step costs little arithmetic and much
-overhead, so this loop avoids the overhead (`benchmarks/bench_train.py` measures it against
-the usual loop):
+`training.train` hands `ToyModel` and `AbsModel` here. The steps are those of the plain loop
+in `supersim/training.py`: the same loss and AdamW updates (`tests/test_train.py` trains both
+ways on one sampler's batches and compares). The batches are a caller's sampler's, or fresh
+sparse features of the same distribution as `data.sparse_sampler`'s, drawn here a faster way
+(also tested). For these tiny models a step costs little arithmetic and much overhead, so
+this loop avoids the overhead (`benchmarks/bench_train.py` measures it against the usual
+loop):
 
 - gradients are written out by hand for the book's models (checked against autograd in the
   tests), so there is no autograd graph to build;
 - activations live in an (instances, features, batch) layout, where every elementwise pass
-  runs along the long batch axis and broadcasts per-feature constants cheaply;
+  runs along the long batch axis and broadcasts per-feature constants cheaply (the one place
+  in the package that uses a layout other than the public (batch, instances, features));
 - one uniform draw per entry makes a sparse feature (active when u < p, value u / p), fused
   into two passes;
 - the instances are cut into chunks small enough for the processor's cache, and each chunk
@@ -86,14 +89,21 @@ def _toy_grads(W, b, xn, imps, relu_out: bool, hidden_relu: bool, loss2, gW, gb)
     torch.sum(d_pre, 2, out=gb)  # (I, F)
 
 
-def _abs_grads(W1, W2, b, xn, imps, loss2, gW1, gW2, gb) -> None:
-    """AbsModel: y = ReLU(W2 ReLU(W1 x) + b) against |x|; same conventions as `_toy_grads`."""
+def _abs_grads(W1, W2, b, xn, imps, loss2, gW1, gW2, gb, leak: float = 0.0) -> None:
+    """AbsModel: y = ReLU(W2 ReLU(W1 x) + b) against |x|; same conventions as `_toy_grads`.
+
+    With `leak` > 0 the output is a leaky ReLU: slope `leak` below zero (`AbsModel.leak`).
+    """
     h = torch.bmm(W1.neg(), xn).relu_()  # (I, H, B)
     pre = torch.baddbmm(b.unsqueeze(2), W2, h)  # (I, F, B)
-    err = torch.relu(pre).sub_(xn.abs())  # y - |x|
+    y = torch.relu(pre) if leak == 0 else F.leaky_relu(pre, leak)
+    err = y.sub_(xn.abs())  # y - |x|
     _weighted_sq_norm(err, imps, loss2)
     g = err * imps
-    d_pre = _threshold_backward(g, pre, 0)
+    if leak == 0:
+        d_pre = _threshold_backward(g, pre, 0)
+    else:  # g where pre > 0, leak * g elsewhere
+        d_pre = torch.where(pre > 0, g, g * leak)
     d_h = _threshold_backward(torch.bmm(W2.transpose(1, 2), d_pre), h, 0)  # (I, H, B)
     torch.bmm(d_h, xn.transpose(1, 2), out=gW1)  # (I, H, F), = -dW1 since xn = -x
     gW1.neg_()
@@ -108,7 +118,8 @@ def _param_names(model) -> tuple[str, ...]:
 def _kernel(model):
     """The hand-written loss-and-gradient function for `model`: (params, xn, imps, loss2, grads)."""
     if isinstance(model, AbsModel):
-        return lambda prm, xn, imps, loss2, grads: _abs_grads(*prm, xn, imps, loss2, *grads)
+        leak = model.leak  # read once: a run trains with the leak it started with
+        return lambda prm, xn, imps, loss2, grads: _abs_grads(*prm, xn, imps, loss2, *grads, leak=leak)
     relu_out, hidden_relu = model.activation == "relu", model.hidden_relu
     return lambda prm, xn, imps, loss2, grads: _toy_grads(
         *prm, xn, imps, relu_out, hidden_relu, loss2, *grads
@@ -120,16 +131,17 @@ def loss_and_grads(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Per-instance loss (I,) and the gradients of their sum for every parameter, by hand.
 
-    x is a batch in (I, B, F) layout and importance is (I, F); the loss is
-    `training.reconstruction_loss`, the gradients what autograd would give for it. Works for
-    `ToyModel` and `AbsModel` (exactly those classes: a subclass may change the forward pass).
+    x is a batch (B, I, F) and importance is (I, F), both moved to the model's device and
+    dtype; the loss is `training.reconstruction_loss`, the gradients what autograd would give
+    for it. Works for `ToyModel` and `AbsModel` (exactly those classes: a subclass may change
+    the forward pass).
     """
     if type(model) not in (ToyModel, AbsModel):
         raise ValueError(f"model must be a ToyModel or an AbsModel (the models with hand-written "
                          f"gradients), got {type(model).__name__}")
-    _util.check_batch(model, x, importance)
-    n_inst, batch, n_feat = x.shape
-    xn = x.detach().transpose(1, 2).neg().contiguous()  # (I, F, B)
+    x, importance, _ = _util.check_batch(model, x, importance)
+    batch, n_inst, n_feat = x.shape
+    xn = x.detach().permute(1, 2, 0).neg().contiguous()  # -x, (I, F, B)
     imps = importance.unsqueeze(2) * (2.0 / (batch * n_feat))  # (I, F, 1)
     names = _param_names(model)
     params = [getattr(model, n).detach() for n in names]
@@ -141,8 +153,12 @@ def loss_and_grads(
 
 
 def _stream_seed(seed: int, stream: int) -> int:
-    """A 63-bit seed for random stream `stream` of a run with `seed` (any Python int)."""
-    ss = np.random.SeedSequence([abs(seed), int(seed < 0), stream])
+    """A 63-bit seed for random stream `stream` of a run with `seed` (a checked seed >= 0).
+
+    The middle 0 of the entropy once marked a negative seed; it stays so that every seed
+    keeps the streams, and hence the numbers, it always had.
+    """
+    ss = np.random.SeedSequence([seed, 0, stream])
     return int(ss.generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
@@ -268,19 +284,6 @@ class _Features:
         """-x (c, F, B) from the uniforms u (drawn from the stream when None)."""
         u = self.uniforms.draw() if u is None else u
         return _neg_features(u, self.scale, self.signed, self.on)
-
-
-class SparseBatches:
-    """The fast path's batches, x (I, B, F), one per call: the plain loop trains on the same."""
-
-    def __init__(self, p: torch.Tensor, signed: bool, batch_size: int, seed: int):
-        rows = _chunk_rows(*p.shape, batch_size, p.device)
-        self._parts = [_Features(p[r], signed, batch_size, _stream_seed(seed, j))
-                       for j, r in enumerate(rows)]
-
-    def __call__(self) -> torch.Tensor:
-        xn = torch.cat([part.draw() for part in self._parts])  # (I, F, B) = -x
-        return xn.transpose(1, 2).neg()  # (I, B, F)
 
 
 class _Chunk:
@@ -428,9 +431,10 @@ def train(run: _setup.Run) -> torch.Tensor:
     threads = _util.threads_for(work, run.threads)
     n_groups = min(threads, len(chunks)) if cpu else 1
     feed = None
-    if run.sampler is not None:
+    if run.p is None:  # the caller's sampler: its batches, from the run's generator
         def feed(k: int) -> torch.Tensor:
-            return run.sampler().permute(0, 2, 1).neg().contiguous()  # -x, (I, F, B)
+            x = run.sampler(run.batch_size, run.generator)  # (B, I, F)
+            return x.permute(1, 2, 0).neg().contiguous()  # -x, (I, F, B)
 
     # Snapshots and a sampler's batches need every chunk at the same step: one worker.
     # Chunks give the same numbers in any grouping, so this changes speed, not results.
@@ -442,8 +446,87 @@ def train(run: _setup.Run) -> torch.Tensor:
     # Each worker thread runs its chunks single-threaded: no OpenMP barriers to stall on.
     groups = _split(chunks, n_groups)
     # the bar runs in the first group's thread, and the kernels record 2 x loss
-    run.shown, run.loss_scale = slice(0, groups[0][-1].rows.stop), 0.5
+    run.watch(slice(0, groups[0][-1].rows.stop), scale=0.5)
     with _util.num_threads(1 if cpu else None):
         _run(groups, run.steps, run.lr_at, run.after_step, prefetch, feed)
     history.mul_(0.5)
     return history.cpu()
+
+
+# `snapshot_losses` works on pieces of about this many (snapshot, feature, example) entries,
+# small enough for the processor's cache
+_SNAPSHOT_PIECE = 1 << 18
+
+
+@torch.no_grad()
+def snapshot_losses(
+    model: ToyModel | AbsModel, stacked: dict[str, torch.Tensor], x: torch.Tensor,
+    importance: torch.Tensor,
+) -> torch.Tensor:
+    """`reconstruction_loss` (S, I) of S parameter sets on one checked batch, without a model.
+
+    `stacked` maps each parameter name to its S values stacked in front (S, ...); x (B, I, F)
+    and importance (I, F) are checked and on the model's device and dtype (`dynamics.
+    snapshot_losses` checks them once). Each instance is taken alone, in cache-sized pieces
+    of snapshots and examples laid out (snapshots, features, batch), so the elementwise
+    passes run along the batch in cache. The numbers equal the loop over snapshots up to
+    float rounding (the sums run in another order; `tests/test_dynamics.py` compares).
+    Exactly `ToyModel` and `AbsModel` (a subclass may change the forward pass).
+    """
+    batch, n_inst, n_feat = x.shape
+    like = x.new_empty(())
+    params = [stacked[n].to(like) for n in _param_names(model)]  # each (S, I, ...)
+    n_snap = params[0].shape[0]
+    rows = min(batch, max(64, _SNAPSHOT_PIECE // n_feat))  # examples per piece
+    step = max(1, _SNAPSHOT_PIECE // (n_feat * rows))  # snapshots per piece
+    signed = isinstance(model, AbsModel)
+    relu_out = signed or model.activation == "relu"
+    hidden_relu = signed or model.hidden_relu
+    out = x.new_zeros(n_snap, n_inst)
+
+    def instance(i: int) -> None:
+        xs = [c.t().contiguous() for c in x[:, i].split(rows)]  # pieces (F, rows)
+        imp = importance[i] / (batch * n_feat)  # (F,)
+        for lo in range(0, n_snap, step):
+            p = [t[lo : lo + step, i] for t in params]
+            if signed:  # h = ReLU(W1 x), pre = W2 h + b
+                w_in, w_out, b = p
+            else:  # h = W x (ReLU'd if hidden_relu), pre = W^T h + b
+                w_in, b = p
+                w_out = w_in.transpose(1, 2).contiguous()
+            b = b.unsqueeze(2)
+            for xp in xs:
+                h = torch.matmul(w_in, xp)  # (k, H, rows)
+                if hidden_relu:
+                    h = h.relu_()
+                pre = torch.baddbmm(b, w_out, h)  # (k, F, rows)
+                err = (pre.relu_() if relu_out else pre).sub_(xp.abs() if signed else xp)
+                sq = torch.linalg.vector_norm(err, dim=2).square()  # (k, F)
+                out[lo : lo + step, i] += sq @ imp
+
+    # like `train`: one torch thread per Python thread on the CPU (the pieces are too small
+    # for OpenMP to pay, and its barriers can wait for a core another program holds); each
+    # thread takes whole instances, so the numbers do not depend on the threads
+    cpu = x.device.type == "cpu"
+    n_groups = min(torch.get_num_threads(), n_inst) if cpu else 1
+    errors: list[BaseException] = []
+
+    def group(g: int) -> None:
+        try:
+            for i in range(g, n_inst, n_groups):
+                instance(i)
+        except BaseException as err:  # noqa: B036 - raised in the calling thread below
+            errors.append(err)
+
+    with _util.num_threads(1 if cpu else None):
+        workers = [threading.Thread(target=group, args=(g,), daemon=True) for g in range(1, n_groups)]
+        for w in workers:
+            w.start()
+        try:
+            group(0)
+        finally:
+            for w in workers:
+                w.join()
+    if errors:
+        raise errors[0]
+    return out

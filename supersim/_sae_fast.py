@@ -113,9 +113,7 @@ class Run:
         values = (mse + penalty, mse, l0, dead.float().mean(-1))
         for key, value in zip(_LOGGED, values, strict=True):
             self.logged[key][step] = value.cpu()
-        if self.bar is not None and step % 100 == 99:
-            self.bar.update(100)
-            self.bar.set_postfix(loss=f"{self.logged['loss'][step].mean().item():.4g}", refresh=False)
+        _util.show_loss(self.bar, step, lambda: self.logged["loss"][step].mean().item())
 
     def results(self) -> dict[str, torch.Tensor]:
         """The fields of the `SAELog` this run returns."""

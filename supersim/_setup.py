@@ -13,19 +13,9 @@ from collections.abc import Callable
 import torch
 
 from . import _fast, _util
-from .data import per_instance_feature
+from .data import Sampler, per_instance_feature, sparse_sampler
 
 SCHEDULES = ("constant", "cosine")
-
-
-def sparse_batch(batch_size: int, p: torch.Tensor, signed: bool, gen) -> torch.Tensor:
-    """Sparse features (I, B, F) with probabilities p (I, F), values U[0, 1) or U[-1, 1)."""
-    u = torch.rand((p.shape[0], batch_size, p.shape[1]), generator=gen, device=p.device)
-    p = p.unsqueeze(1)  # (I, 1, F)
-    value = u / p.clamp_min(1e-12)  # uniform on [0, 1) where active
-    if signed:
-        value = 2 * value - 1
-    return torch.where(u < p, value, torch.zeros((), device=p.device))  # (I, B, F)
 
 
 def device_of(model) -> torch.device:
@@ -66,12 +56,13 @@ def lr_schedule(lr: float, schedule: str, steps: int, warmup: int) -> Callable[[
 class Run:
     """One call of `train` with its arguments checked, before any work is done.
 
-    Holds what both loops need: the (I, F) probabilities (or a sampler of (I, B, F) batches),
-    importance, learning-rate schedule, loss history, and `after_step` for the progress bar
-    and snapshots. Used as a context manager, it closes the bar on the way out.
+    Holds what both loops need: the (I, F) probabilities `p` (None when the caller gave a
+    sampler), the `sampler` of (B, I, F) batches and its seeded `generator`, the importance,
+    the learning-rate schedule, the loss history, and `after_step` for the progress bar and
+    snapshots. Used as a context manager, it closes the bar on the way out.
     """
 
-    def __init__(self, model, feature_probability, importance, steps, batch_size, lr,
+    def __init__(self, *, model, feature_probability, importance, steps, batch_size, lr,
                  weight_decay, schedule, seed, progress, threads, warmup, sampler,
                  snapshot_every, snapshots, fast):
         self.model = model = check_model(model)
@@ -105,44 +96,43 @@ class Run:
         self.p = None
         if sampler is None:
             self.p, self.importance = per_instance(model, feature_probability, importance)
+            sampler = sparse_sampler(self.p, *shape, signed=bool(model.signed_inputs), device=device)
         else:
             imp = per_instance_feature(importance, *shape, name="importance")
             self.importance = imp.to(device)
+        self.sampler = self._checked(sampler, (batch_size, *shape))
+        self.generator = torch.Generator(device=device).manual_seed(_fast._stream_seed(self.seed, 0))
         self.lr_at = lr_schedule(lr, schedule, steps, warmup)
         self.history = torch.empty(steps, model.n_instances, device=device)
-        self.sampler = None if sampler is None else self._checked(sampler, (batch_size, *shape))
-        # the plain loop: a handful of (I, B, F) x H matmuls per step, forward and backward
+        # the plain loop: a handful of (B, I, F) x H matmuls per step, forward and backward
         work = 6 * batch_size * model.n_instances * model.n_features * getattr(model, "d_hidden", 1)
         self.threads_plain = _util.threads_for(work, self.threads) if device.type == "cpu" else None
-        self.shown, self.loss_scale = slice(0, model.n_instances), 1.0  # what the bar averages
+        self.watch(slice(0, model.n_instances))
         self.bar = _util.progress_bar(progress, steps, type(model).__name__)
 
-    def _checked(self, sampler, want: tuple[int, ...]) -> Callable[[], torch.Tensor]:
-        """The sampler as a callable () -> x (I, B, F), checked, from its seeded generator."""
-        gen = torch.Generator(device=self.device).manual_seed(_fast._stream_seed(self.seed, 0))
+    def _checked(self, sampler: Sampler, want: tuple[int, ...]) -> Sampler:
+        """The sampler, with each batch checked: a (B, I, F) tensor on the model's device."""
 
-        def draw() -> torch.Tensor:
-            x = sampler(want[0], gen)
+        def draw(batch_size: int, generator: torch.Generator) -> torch.Tensor:
+            x = sampler(batch_size, generator)
             if not isinstance(x, torch.Tensor) or tuple(x.shape) != want:
                 got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
                 raise ValueError(f"sampler must return shape {want} (a tensor), got {got}")
-            return x.to(device=self.device, dtype=torch.float32).transpose(0, 1)  # (I, B, F)
+            return x.to(device=self.device, dtype=torch.float32)  # (B, I, F)
 
         return draw
 
-    def batches(self) -> Callable[[], torch.Tensor]:
-        """The training batches x (I, B, F), one per call: the fast path's, draw for draw."""
-        if self.sampler is not None:
-            return self.sampler
-        return _fast.SparseBatches(self.p, bool(self.model.signed_inputs), self.batch_size,
-                                   self.seed)
+    def watch(self, instances: slice, scale: float = 1.0) -> None:
+        """Make the progress bar show the mean recorded loss of `instances`, times `scale`.
+
+        The fast path's first worker thread updates the bar, and knows only its own
+        instances' losses at that moment; its kernels record twice the loss.
+        """
+        self._shown, self._loss_scale = instances, scale
 
     def after_step(self, k: int) -> None:
         """Update the progress bar and take a snapshot after step k (0-based) when due."""
-        if self.bar is not None and k % 100 == 99:
-            loss = self.history[k, self.shown].mean().item() * self.loss_scale
-            self.bar.update(100)
-            self.bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+        _util.show_loss(self.bar, k, lambda: self.history[k, self._shown].mean().item() * self._loss_scale)
         if self.snapshot_every is not None and (k + 1) % self.snapshot_every == 0:
             params = {n: t.detach().to("cpu", copy=True) for n, t in self.model.named_parameters()}
             self.snapshots.append((k + 1, params))

@@ -16,25 +16,46 @@ Random unit directions come from `supersim.geometry.random_unit_vectors` (chapte
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 
 from . import _util
 from ._util import Array
-from .data import _check_size
+
+__all__ = [
+    "exactly_active",
+    "embed",
+    "read_back",
+    "readback_errors",
+    "interference_variance",
+    "random_orthogonal",
+    "rotation_2d",
+    "excess_kurtosis",
+    "axis_share",
+    "one_hot_inputs",
+    "features_per_neuron",
+    "procrustes",
+    "relative_error",
+    "kurtosis_rotation",
+    "abs_correlation",
+]
 
 _EPS = 1e-12
 
 
-def _t(a) -> torch.Tensor:
-    return torch.as_tensor(a).detach().to(torch.float64).cpu()
+def _t(a, name: str, *, min_dim: int = 1, max_dim: int | None = None, shape: str = "") -> torch.Tensor:
+    """`a` checked (finite, non-empty real numbers) as a float64 CPU tensor."""
+    return _util.float_tensor(a, name, min_dim=min_dim, max_dim=max_dim, shape=shape, dtype=torch.float64)
 
 
-def _gen(seed) -> torch.Generator:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-    return torch.Generator().manual_seed(int(seed))
+def _matrix(a, name: str, shape: str) -> torch.Tensor:
+    return _t(a, name, min_dim=2, max_dim=2, shape=shape)
+
+
+def _same_rows(A: torch.Tensor, B: torch.Tensor) -> None:
+    if A.shape[0] != B.shape[0]:
+        rows = f"{A.shape[0]} and {B.shape[0]}"
+        raise ValueError(f"A and B must have the same number of rows (batch), got {rows}")
 
 
 # --- chapter 1: directions, embedding and reading back ---------------------------------------
@@ -42,24 +63,23 @@ def _gen(seed) -> torch.Generator:
 
 def exactly_active(batch_size: int, k: int, n_active: int, *, seed: int = 0) -> torch.Tensor:
     """(batch_size, k) feature values with exactly `n_active` features at 1 per row, at random."""
-    batch_size, k = _check_size(batch_size, "batch_size"), _check_size(k, "k")
-    integral = isinstance(n_active, numbers.Integral) and not isinstance(n_active, bool)
-    if not integral or not 0 <= n_active <= k:
-        raise ValueError(f"n_active must be an integer in [0, k={k}], got {n_active!r}")
+    batch_size, k = _util.size(batch_size, "batch_size"), _util.size(k, "k")
+    n_active = _util.integer(n_active, "n_active", low=0, high=k)
     # a random permutation of the features per row; the first n_active are switched on
-    order = torch.rand(batch_size, k, generator=_gen(seed)).argsort(dim=1)
+    order = torch.rand(batch_size, k, generator=_util.generator(seed)).argsort(dim=1)
     x = torch.zeros(batch_size, k, dtype=torch.float64)
     return x.scatter_(1, order[:, :n_active], 1.0)
 
 
-def _check_pair(x: torch.Tensor, V: torch.Tensor, x_name: str, axis: int) -> None:
-    if V.dim() != 2:
-        raise ValueError(f"V must be a (k, n) matrix of directions, got shape {tuple(V.shape)}")
+def _pair(x, V, x_name: str, axis: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """x (..., V.shape[axis]) and V (k, n), checked, as float64."""
+    x, V = _t(x, x_name), _matrix(V, "V", "a (k, n) matrix of directions")
     if x.shape[-1] != V.shape[axis]:
         raise ValueError(
             f"{x_name} must end in {V.shape[axis]} (V is {tuple(V.shape)}), "
             f"got shape {tuple(x.shape)}"
         )
+    return x, V
 
 
 def embed(x: Array, V: Array) -> torch.Tensor:
@@ -67,8 +87,7 @@ def embed(x: Array, V: Array) -> torch.Tensor:
 
     (..., k) values, (k, n) rows w_i -> (..., n).
     """
-    x, V = _t(x), _t(V)
-    _check_pair(x, V, "x", 0)
+    x, V = _pair(x, V, "x", 0)
     return x @ V
 
 
@@ -79,8 +98,8 @@ def read_back(
 
     (..., n) activations, (k, n) rows w_j -> (..., k).
     """
-    h, V = _t(h), _t(V)
-    _check_pair(h, V, "h", 1)
+    relu, bias = _util.flag(relu, "relu"), _util.number(bias, "bias")
+    h, V = _pair(h, V, "h", 1)
     out = h @ V.T + bias  # (..., k)
     return torch.relu(out) if relu else out
 
@@ -89,8 +108,9 @@ def readback_errors(
     x: Array, V: Array, *, relu: bool = False, bias: float = 0.0
 ) -> torch.Tensor:
     """Read-out minus true value for every feature, (..., k): zero when nothing interferes."""
-    x = _t(x)
-    return read_back(embed(x, V), V, relu=relu, bias=bias) - x
+    relu, bias = _util.flag(relu, "relu"), _util.number(bias, "bias")
+    x, V = _pair(x, V, "x", 0)
+    return read_back(x @ V, V, relu=relu, bias=bias) - x
 
 
 def interference_variance(n: int, n_others: float, mean_square: float = 1.0) -> float:
@@ -99,12 +119,10 @@ def interference_variance(n: int, n_others: float, mean_square: float = 1.0) -> 
     Each cosine has variance 1/n and the terms are uncorrelated, so the variance is
     (expected number of other active features) * E[x_i^2] / n.
     """
-    n = _check_size(n, "n")
-    if not n_others >= 0:
-        raise ValueError(f"n_others must be >= 0, got {n_others!r}")
-    if not mean_square >= 0:
-        raise ValueError(f"mean_square must be >= 0, got {mean_square!r}")
-    return float(n_others) * float(mean_square) / n
+    n = _util.size(n, "n")
+    n_others = _util.number(n_others, "n_others", low=0)
+    mean_square = _util.number(mean_square, "mean_square", low=0)
+    return n_others * mean_square / n
 
 
 # --- chapter 2: bases, rotations and axis alignment ------------------------------------------
@@ -112,16 +130,15 @@ def interference_variance(n: int, n_others: float, mean_square: float = 1.0) -> 
 
 def random_orthogonal(n: int, *, seed: int = 0) -> torch.Tensor:
     """A uniformly random (Haar) orthogonal (n, n) matrix: QR of a Gaussian, signs fixed."""
-    n = _check_size(n, "n")
-    q, r = torch.linalg.qr(torch.randn(n, n, generator=_gen(seed), dtype=torch.float64))
+    n = _util.size(n, "n")
+    q, r = torch.linalg.qr(torch.randn(n, n, generator=_util.generator(seed), dtype=torch.float64))
     # without the sign fix QR's convention biases the distribution away from uniform
     return q * torch.sign(torch.diagonal(r)).where(torch.diagonal(r) != 0, torch.ones(()))
 
 
 def rotation_2d(theta: float) -> torch.Tensor:
     """The (2, 2) matrix that rotates the plane by `theta` radians counter-clockwise."""
-    if not math.isfinite(theta):
-        raise ValueError(f"theta must be a finite number of radians, got {theta!r}")
+    theta = _util.number(theta, "theta")
     c, s = math.cos(theta), math.sin(theta)
     return torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
 
@@ -131,7 +148,8 @@ def excess_kurtosis(a: Array, dim: int = 0) -> torch.Tensor:
 
     NaN where the values are constant (no spread, so no shape to measure).
     """
-    a = _t(a)
+    a = _t(a, "a")
+    dim = _util.integer(dim, "dim", low=-a.dim(), high=a.dim() - 1)
     c = a - a.mean(dim, keepdim=True)
     var = c.square().mean(dim)
     k = c.pow(4).mean(dim) / var.square()
@@ -147,7 +165,9 @@ def axis_share(a: Array, dim: int = -1) -> torch.Tensor:
     its strongest neuron, dim=1 how much of each neuron belongs to its strongest
     feature.
     """
-    sq = _t(a).square()
+    a = _t(a, "a")
+    dim = _util.integer(dim, "dim", low=-a.dim(), high=a.dim() - 1)
+    sq = a.square()
     total = sq.sum(dim)
     share = sq.amax(dim) / total.clamp_min(_EPS)
     return torch.where(total > _EPS, share, torch.zeros_like(total))
@@ -160,8 +180,8 @@ def one_hot_inputs(n_features: int, n_instances: int = 1, *, value: float = 1.0)
     of a toy model's input, so `model.hidden(one_hot_inputs(n, model.n_instances))[i]` is what
     the hidden units do with feature i alone (chapters 2 and 6).
     """
-    n_features = _check_size(n_features, "n_features")
-    n_instances = _check_size(n_instances, "n_instances")
+    n_features = _util.size(n_features, "n_features")
+    n_instances = _util.size(n_instances, "n_instances")
     value = _util.number(value, "value")
     eye = torch.eye(n_features) * value  # (features on, features)
     return eye.unsqueeze(1).repeat(1, n_instances, 1)
@@ -179,9 +199,7 @@ def features_per_neuron(
     """
     threshold = _util.number(threshold, "threshold", low=0)
     relative = _util.flag(relative, "relative")
-    r = _t(responses)
-    if r.dim() != 2:
-        raise ValueError(f"responses must be (units, features), got shape {tuple(r.shape)}")
+    r = _matrix(responses, "responses", "(units, features)")
     if relative:
         threshold = threshold * r.amax(dim=1, keepdim=True)  # (units, 1)
     return (r > threshold).sum(dim=1)
@@ -195,12 +213,8 @@ def procrustes(A: Array, B: Array) -> torch.Tensor:
     its rows are, which is the most an orthogonal map can do when there are more targets
     than dimensions.
     """
-    A, B = _t(A), _t(B)
-    if A.dim() != 2 or B.dim() != 2 or A.shape[0] != B.shape[0]:
-        raise ValueError(
-            f"A and B must be (batch, n) and (batch, k) with the same batch, got "
-            f"{tuple(A.shape)} and {tuple(B.shape)}"
-        )
+    A, B = _matrix(A, "A", "(batch, n)"), _matrix(B, "B", "(batch, k)")
+    _same_rows(A, B)
     # U (n, r), Vh (r, k), with r = min(n, k)
     U, _, Vh = torch.linalg.svd(A.T @ B, full_matrices=False)
     return U @ Vh
@@ -214,17 +228,14 @@ def relative_error(
     With `dim=1` on (samples, k) arrays, one error per sample, (samples,) (chapter 6 compares
     sparse codes this way); a zero target row then gives 0 or a huge number, not NaN.
     """
-    estimate, target = _t(estimate), _t(target)
+    estimate, target = _t(estimate, "estimate", min_dim=0), _t(target, "target", min_dim=0)
     if estimate.shape != target.shape:
         raise ValueError(
             f"estimate and target shapes differ: {tuple(estimate.shape)} vs {tuple(target.shape)}"
         )
     if dim is None:
         return float((estimate - target).norm() / target.norm().clamp_min(_EPS))
-    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or not (
-        -target.dim() <= dim < target.dim()
-    ):
-        raise ValueError(f"dim must be None or an axis of the {target.dim()}-d inputs, got {dim!r}")
+    dim = _util.integer(dim, "dim", low=-target.dim(), high=target.dim() - 1)
     return (estimate - target).norm(dim=dim) / target.norm(dim=dim).clamp_min(_EPS)
 
 
@@ -239,17 +250,14 @@ def kurtosis_rotation(
     equal variance and sit on orthonormal directions, whitening is a uniform scale and the
     returned map is the orthogonal rotation that puts one feature on each output.
     """
-    H = _t(H)
-    if H.dim() != 2:
-        raise ValueError(f"H must be (batch, n), got shape {tuple(H.shape)}")
-    k, steps = _check_size(k, "k"), _check_size(steps, "steps")
-    if k > H.shape[1]:
-        raise ValueError(f"k must lie in [1, n={H.shape[1]}], got {k}")
+    H = _matrix(H, "H", "(batch, n)")
+    k = _util.integer(k, "k", low=1, high=H.shape[1])
+    steps, gen = _util.size(steps, "steps"), _util.generator(seed)
     Hc = H - H.mean(0)
     evals, evecs = torch.linalg.eigh(Hc.T @ Hc / Hc.shape[0])  # ascending
     P = evecs[:, -k:].flip(1)  # (n, k) top principal directions
     Z = Hc @ P / evals[-k:].flip(0).clamp_min(_EPS).sqrt()  # (batch, k) whitened
-    W = torch.linalg.qr(torch.randn(k, k, generator=_gen(seed), dtype=torch.float64))[0]
+    W = torch.linalg.qr(torch.randn(k, k, generator=gen, dtype=torch.float64))[0]
     # hundreds of small matmuls of (batch, k) by (k, k): usually one thread (_util.threads_for)
     with _util.num_threads(_util.threads_for(Z.shape[0] * k * k)):
         for _ in range(steps):
@@ -262,11 +270,8 @@ def kurtosis_rotation(
 
 def abs_correlation(A: Array, B: Array) -> torch.Tensor:
     """Absolute Pearson correlation between every column of A (batch, a) and of B (batch, b): (a, b)."""
-    A, B = _t(A), _t(B)
-    if A.dim() != 2 or B.dim() != 2 or A.shape[0] != B.shape[0]:
-        raise ValueError(
-            f"A and B must be 2-D with the same batch, got {tuple(A.shape)} and {tuple(B.shape)}"
-        )
+    A, B = _matrix(A, "A", "(batch, a)"), _matrix(B, "B", "(batch, b)")
+    _same_rows(A, B)
     A = A - A.mean(0)
     B = B - B.mean(0)
     A = A / A.norm(dim=0).clamp_min(_EPS)

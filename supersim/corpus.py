@@ -19,8 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._util import generator as _generator
-from ._util import size as _check_size
+from . import _util
+
+__all__ = [
+    "WORDS",
+    "CONCEPTS",
+    "LabelledText",
+    "labelled_sentences",
+    "token_labels",
+]
 
 # Disjoint word lists (a test checks): a word names one concept, never two.
 WORDS = {
@@ -132,10 +139,9 @@ def _label(text: str, is_code: bool) -> list[tuple[int, int, str]]:
 
 def labelled_sentences(n_texts: int, *, code_fraction: float = 0.1, seed: int = 0) -> LabelledText:
     """`n_texts` templated sentences, a `code_fraction` of them lines of Python; same seed, same text."""
-    n_texts = _check_size(n_texts, "n_texts")
-    if not 0 <= code_fraction <= 1:
-        raise ValueError(f"code_fraction must lie in [0, 1], got {code_fraction!r}")
-    gen = _generator(seed)
+    n_texts = _util.size(n_texts, "n_texts")
+    code_fraction = _util.number(code_fraction, "code_fraction", low=0, high=1)
+    gen = _util.generator(seed)
 
     def pick(options):
         return options[int(torch.randint(len(options), (1,), generator=gen))]
@@ -168,12 +174,19 @@ def token_labels(
     `text_index` (tokens,) says which text each token comes from, `offsets` (tokens, 2) its
     character span there (as `supersim.real.capture` returns them); columns follow `CONCEPTS`.
     """
-    text_index = torch.as_tensor(text_index)
-    offsets = torch.as_tensor(offsets)
+    if not isinstance(corpus, LabelledText):
+        got = type(corpus).__name__
+        raise ValueError(f"corpus must be a LabelledText (from labelled_sentences), got {got}")
+    text_index = _util.index_tensor(
+        text_index, "text_index", high=len(corpus) - 1, max_dim=1, shape="(tokens,) indices of texts"
+    )
+    offsets = _util.index_tensor(offsets, "offsets", min_dim=2, max_dim=2, shape="(tokens, 2)")
     if offsets.shape != (len(text_index), 2):
         raise ValueError(
             f"offsets must be (tokens, 2) with tokens={len(text_index)}, got {tuple(offsets.shape)}"
         )
+    if bool((offsets[:, 0] > offsets[:, 1]).any()):
+        raise ValueError("offsets must be (start, end) character spans with start <= end")
     labels = torch.zeros(len(text_index), len(CONCEPTS), dtype=torch.bool)
     column = {c: i for i, c in enumerate(CONCEPTS)}
     for j, (t, (start, end)) in enumerate(zip(text_index.tolist(), offsets.tolist(), strict=True)):

@@ -14,49 +14,55 @@ from __future__ import annotations
 import numbers
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from .data import _check_size
-from .models import AbsModel, ToyModel
+from . import _fast, _util
+from ._util import Array
+from .models import AbsModel, BatchedModel, ToyModel
+from .training import reconstruction_loss
+
+__all__ = ["Jumps", "find_jumps", "snapshot_losses", "stack_snapshots"]
 
 
 def stack_snapshots(snapshots: list, name: str = "W") -> tuple[torch.Tensor, torch.Tensor]:
     """(steps (S,), parameter `name` at every snapshot (S, ...)) from `train`'s snapshot list."""
-    if not isinstance(snapshots, list) or not snapshots:
-        raise ValueError("snapshots must be a non-empty list of (step, params) from train")
-    if name not in snapshots[0][1]:
-        raise ValueError(f"name must be one of {sorted(snapshots[0][1])}, got {name!r}")
-    steps = torch.tensor([k for k, _ in snapshots])
+    snapshots = _util.snapshot_list(snapshots)
+    names = set.intersection(*(set(params) for _, params in snapshots))
+    if not isinstance(name, str) or name not in names:
+        raise ValueError(f"name must be one of {sorted(names)}, got {name!r}")
+    shapes = {tuple(params[name].shape) for _, params in snapshots}
+    if len(shapes) > 1:
+        raise ValueError(f"snapshots must hold {name!r} in one shape, got shapes {sorted(shapes)}")
+    steps = torch.tensor([int(k) for k, _ in snapshots])
     return steps, torch.stack([params[name] for _, params in snapshots])
 
 
 @torch.no_grad()
 def snapshot_losses(
-    model: ToyModel | AbsModel,
+    model: BatchedModel,
     snapshots: list,
-    x: torch.Tensor,
-    importance: float | torch.Tensor = 1.0,
+    x: torch.Tensor | Array,
+    importance: float | Array = 1.0,
 ) -> torch.Tensor:
     """Loss (S, I) of every snapshot on the same batch x (B, I, F): a curve without batch noise.
 
-    `model` supplies the forward pass (its own parameters are restored afterwards).
+    `model` supplies the forward pass (its own parameters are restored afterwards); the loss
+    is `training.reconstruction_loss`, with `importance` broadcast to (instances, features).
     """
-    if not isinstance(snapshots, list) or not snapshots:
-        raise ValueError("snapshots must be a non-empty list of (step, params) from train")
-    want = (model.n_instances, model.n_features)
-    if not isinstance(x, torch.Tensor) or x.dim() != 3 or tuple(x.shape[1:]) != want:
-        raise ValueError(f"x must be a (batch, {want[0]}, {want[1]}) tensor")
+    model = _util.model_of(model)
     params = dict(model.named_parameters())
+    snapshots = _util.snapshot_list(snapshots, params=params)
+    x, importance, _ = _util.check_batch(model, x, importance, broadcast=True)
+    if type(model) in (ToyModel, AbsModel):  # checked once above; no per-snapshot checks
+        stacked = {n: torch.stack([snap[n] for _, snap in snapshots]) for n in params}
+        return _fast.snapshot_losses(model, stacked, x, importance)
     saved = {n: p.detach().clone() for n, p in params.items()}
-    xt = x.transpose(0, 1)  # (I, B, F)
     out = []
     try:
         for _, snap in snapshots:
             for n, p in params.items():
                 p.copy_(snap[n])
-            err = model.decode(model.encode(xt)) - model.target(xt)  # (I, B, F)
-            out.append((torch.as_tensor(importance) * err.square()).mean(dim=(1, 2)))
+            out.append(reconstruction_loss(model, x, importance))  # (I,)
     finally:
         for n, p in params.items():
             p.copy_(saved[n])
@@ -67,7 +73,7 @@ def snapshot_losses(
 class Jumps:
     """Jumps of a (S, I, F) series: one row per jump, indices into the snapshots."""
 
-    snapshot: torch.Tensor  # (J,) first snapshot after the jump
+    snapshot: torch.Tensor  # (J,) middle of the transition
     instance: torch.Tensor  # (J,)
     feature: torch.Tensor  # (J,)
     before: torch.Tensor  # (J,) mean value over the window before
@@ -78,30 +84,43 @@ class Jumps:
 
 
 def find_jumps(
-    D: torch.Tensor | np.ndarray, window: int = 10, threshold: float = 0.05, contrast: float = 3.0
+    D: Array, window: int = 10, threshold: float = 0.05, contrast: float = 3.0, gap: int = 10
 ) -> Jumps:
     """Where a series (S, I, F), e.g. each feature's D_i over snapshots, steps between plateaus.
 
-    At every snapshot t, compare the mean over the `window` snapshots before t with the mean
-    over the `window` from t on: a jump is a change larger than `threshold` and `contrast`
-    times the larger standard deviation of the two windows (flat on both sides, moving in
-    between). A run of neighbouring snapshots that qualify counts once, at its largest change.
+    A jump is a plateau, a short move, and another plateau. At every snapshot t, take the
+    `window` snapshots before t and the `window` snapshots after a transition of `gap`
+    snapshots (D[t - window : t] and D[t + gap : t + gap + window]). It is a jump when the
+    two windows' means differ by more than `threshold` and by more than `contrast` times each
+    window's own movement: its standard deviation (noise) and its drift (the difference
+    between the means of its two halves, doubled: the change over the window if it ramps).
+    A linear ramp fails the drift test whenever gap <= (contrast - 1) * window, so a slow
+    slope is not a jump however far it goes; a move that takes at most `gap` snapshots is.
+    A run of neighbouring snapshots that qualify counts once, at its largest change; the
+    reported snapshot is the middle of the transition (t + gap // 2).
     """
-    D = torch.as_tensor(D).detach().float()
-    if D.dim() != 3:
-        raise ValueError(f"D must be (snapshots, instances, features), got {tuple(D.shape)}")
-    window = _check_size(window, "window")
-    for name, v in (("threshold", threshold), ("contrast", contrast)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0:
-            raise ValueError(f"{name} must be a number > 0, got {v!r}")
+    D = _util.float_tensor(D, "D", min_dim=3, max_dim=3, shape="(snapshots, instances, features)")
+    D = D.detach().float()
+    window = _util.size(window, "window")
+    threshold = _util.number(threshold, "threshold", low=0, low_open=True)
+    contrast = _util.number(contrast, "contrast", low=0, low_open=True)
+    if isinstance(gap, bool) or not isinstance(gap, numbers.Integral) or gap < 0:
+        raise ValueError(f"gap must be a non-negative integer, got {gap!r}")
+    gap = int(gap)
     S = D.shape[0]
-    if S < 2 * window:
-        raise ValueError(f"D needs at least 2 * window = {2 * window} snapshots, got {S}")
+    if S < 2 * window + gap:
+        raise ValueError(f"D needs at least 2 * window + gap = {2 * window + gap} snapshots, got {S}")
     win = D.unfold(0, window, 1)  # (S - w + 1, I, F, w): win[k] = D[k : k + w]
-    before, after = win[: S - 2 * window + 1], win[window:]  # both start at t - w and t
+    T = S - 2 * window - gap + 1
+    before, after = win[:T], win[window + gap :]  # start at t - w and t + gap
     change = (after.mean(-1) - before.mean(-1)).abs()  # (T, I, F), t = window + index
-    spread = torch.maximum(before.std(-1), after.std(-1))
-    hit = (change > threshold) & (change > contrast * spread)
+    half = window // 2
+
+    def movement(w: torch.Tensor) -> torch.Tensor:
+        drift = 2 * (w[..., window - half :].mean(-1) - w[..., :half].mean(-1)).abs()
+        return torch.maximum(w.std(-1) if window > 1 else torch.zeros_like(drift), drift)
+
+    hit = (change > threshold) & (change > contrast * torch.maximum(movement(before), movement(after)))
     rows = []
     for i, f in hit.any(0).nonzero().tolist():
         t_hits = hit[:, i, f].nonzero().flatten().tolist()
@@ -111,12 +130,16 @@ def find_jumps(
                 run.append(t)
                 continue
             k = max(run, key=lambda u: change[u, i, f].item())
-            rows.append((k + window, i, f, before[k, i, f].mean().item(), after[k, i, f].mean().item()))
+            rows.append(
+                (k + window + gap // 2, i, f, before[k, i, f].mean().item(), after[k, i, f].mean().item())
+            )
             run = [t] if t is not None else []
     rows.sort()
     cols = list(zip(*rows, strict=True)) if rows else [[]] * 5
     return Jumps(
-        snapshot=torch.tensor(cols[0], dtype=torch.long), instance=torch.tensor(cols[1], dtype=torch.long),
-        feature=torch.tensor(cols[2], dtype=torch.long), before=torch.tensor(cols[3]),
+        snapshot=torch.tensor(cols[0], dtype=torch.long),
+        instance=torch.tensor(cols[1], dtype=torch.long),
+        feature=torch.tensor(cols[2], dtype=torch.long),
+        before=torch.tensor(cols[3]),
         after=torch.tensor(cols[4]),
     )

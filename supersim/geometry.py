@@ -17,15 +17,26 @@ Shapes: R = restarts (or draws), k = vectors, n = dimensions.
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 
 from . import _util
 from ._util import Array
-from ._util import generator as _generator
-from ._util import size as _check_size
-from .models import resolve_device
+
+__all__ = [
+    "KNOWN_LINE_PACKINGS_R3",
+    "random_unit_vectors",
+    "cosine_matrix",
+    "coherence",
+    "partner_cosine",
+    "angle_gaps",
+    "welch_bound",
+    "orthoplex_bound",
+    "jl_dimension",
+    "explicit_line_packing",
+    "smooth_max_loss",
+    "pack",
+]
 
 #: The best packings of k lines through the origin of R^3, as the largest absolute cosine
 #: between two of them. Source: Conway, Hardin & Sloane (1996), "Packing lines, planes, etc.:
@@ -47,23 +58,15 @@ KNOWN_LINE_PACKINGS_R3: dict[int, float] = {
 }
 
 
-def _check_k_n(k, n) -> tuple[int, int]:
-    return _check_size(k, "k"), _check_size(n, "n")
+def _k_n(k, n) -> tuple[int, int]:
+    return _util.size(k, "k"), _util.size(n, "n")
 
 
-def _check_eps(eps) -> float:
-    return _util.number(eps, "eps", low=0, high=1, low_open=True, high_open=True)
-
-
-def _rows(V) -> torch.Tensor:
+def _rows(V, *, min_dim: int = 2, shape: str = "(k, n) or (sets, k, n)") -> torch.Tensor:
+    """V as (k, n) or (sets, k, n) rows: finite, non-empty, floating point (integers as float64)."""
     V = _util.as_tensor(V, "V")
-    if V.dim() not in (2, 3) or 0 in V.shape:
-        raise ValueError(f"V must be (k, n) or (sets, k, n) with k, n >= 1, got {tuple(V.shape)}")
-    if not V.is_floating_point():
-        V = V.to(torch.float64)
-    if not bool(torch.isfinite(V).all()):
-        raise ValueError("V must be finite (no NaN or inf)")
-    return V
+    dtype = None if V.is_floating_point() else torch.float64
+    return _util.float_tensor(V, "V", min_dim=min_dim, max_dim=3, shape=shape, dtype=dtype)
 
 
 def random_unit_vectors(
@@ -79,13 +82,13 @@ def random_unit_vectors(
 
     (k, n), or (n_sets, k, n): `n_sets` independent sets of k.
     """
-    k, n = _check_k_n(k, n)
+    k, n = _k_n(k, n)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
-    device = resolve_device(device)
-    shape = (k, n) if n_sets is None else (_check_size(n_sets, "n_sets"), k, n)
+    device = _util.device(device)
+    shape = (k, n) if n_sets is None else (_util.size(n_sets, "n_sets"), k, n)
     # A standard Gaussian is rotation invariant: its direction is uniform on the sphere.
-    X = torch.randn(shape, generator=_generator(seed), dtype=torch.float64)
+    X = torch.randn(shape, generator=_util.generator(seed), dtype=torch.float64)
     return (X / X.norm(dim=-1, keepdim=True)).to(dtype=dtype, device=device)
 
 
@@ -157,13 +160,13 @@ def welch_bound(k: int, n: int) -> float:
 
     0 when k <= n (an orthonormal set has coherence 0).
     """
-    k, n = _check_k_n(k, n)
+    k, n = _k_n(k, n)
     return math.sqrt((k - n) / (n * (k - 1))) if k > n else 0.0
 
 
 def orthoplex_bound(k: int, n: int) -> float:
     """Coherence lower bound 1/sqrt(n) for k > n(n+1)/2 lines (Conway, Hardin & Sloane), else 0."""
-    k, n = _check_k_n(k, n)
+    k, n = _k_n(k, n)
     return 1 / math.sqrt(n) if k > n * (n + 1) // 2 else 0.0
 
 
@@ -175,14 +178,14 @@ def jl_dimension(k: int, eps: float) -> int:
     The Johnson-Lindenstrauss lemma in the form proved by Dasgupta & Gupta (2003); the same
     formula as scikit-learn's `johnson_lindenstrauss_min_dim`, rounded up instead of down.
     """
-    k, eps = _check_size(k, "k"), _check_eps(eps)
+    k = _util.size(k, "k")
+    eps = _util.number(eps, "eps", low=0, high=1, low_open=True, high_open=True)
     return math.ceil(4 * math.log(k) / (eps**2 / 2 - eps**3 / 3))
 
 
 def explicit_line_packing(k: int) -> torch.Tensor:
     """The optimal packings of k = 2..7 lines in R^3, built from the cube and icosahedron: (k, 3)."""
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 2 <= k <= 7:
-        raise ValueError(f"k must be an integer in [2, 7] (the packings with a closed form), got {k!r}")
+    k = _util.integer(k, "k", low=2, high=7)
     phi = (1 + math.sqrt(5)) / 2
     axes = torch.eye(3, dtype=torch.float64)
     cube = torch.tensor([[1, 1, 1], [1, 1, -1], [1, -1, 1], [-1, 1, 1]], dtype=torch.float64)
@@ -191,7 +194,7 @@ def explicit_line_packing(k: int) -> torch.Tensor:
         [[0, 1, phi], [0, 1, -phi], [1, phi, 0], [1, -phi, 0], [phi, 0, 1], [-phi, 0, 1]],
         dtype=torch.float64,
     )
-    V = {2: axes[:2], 3: axes, 4: cube, 5: ico[:5], 6: ico, 7: torch.cat([axes, cube])}[int(k)]
+    V = {2: axes[:2], 3: axes, 4: cube, 5: ico[:5], 6: ico, 7: torch.cat([axes, cube])}[k]
     return V / V.norm(dim=-1, keepdim=True)
 
 
@@ -208,6 +211,13 @@ def smooth_max_loss(
     of (1 + cos) / 2 instead, which is smallest when the largest signed cosine is
     (opposite vectors then cost nothing).
     """
+    V = _rows(V, min_dim=3, shape="(R, k, n), unit rows")
+    beta = _util.number(beta, "beta", low=0, low_open=True)
+    return _smooth_max_loss(V, beta, _util.flag(one_sided, "one_sided"))
+
+
+def _smooth_max_loss(V: torch.Tensor, beta: float, one_sided: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """`smooth_max_loss` without the checks: `pack` calls it at every step."""
     C = V @ V.transpose(-1, -2)  # (R, k, k)
     # the quantity whose maximum we soften
     C2 = (1 + C) / 2 if one_sided else C.square()
@@ -245,7 +255,7 @@ def pack(
     beta: tuple[float, float] = (4.0, 2000.0),
     seed: int = 0,
     device: str | torch.device | None = None,
-    threads: int = 1,
+    threads: int | None = 1,
     one_sided: bool = False,
 ) -> torch.Tensor:
     """k unit vectors in R^n (rows of a (k, n) float64 tensor) with small coherence.
@@ -260,24 +270,26 @@ def pack(
     run together as a leading axis; the one with the lowest coherence is returned (default: 16
     for small problems, down to 1 for large ones). Same seed, same result.
 
-    On a CPU it uses at most `threads` threads (default 1), and one for small problems
-    (`_util.threads_for`): even k = 1000, n = 100 takes seconds on one thread, and a second
+    `threads` means what it means for `train` and `train_sae`: the most CPU threads to use
+    (None: torch's setting), and one for small problems (`_util.threads_for`). The default
+    here is 1, not None: even k = 1000, n = 100 takes seconds on one thread, and a second
     can make it several times slower when the cores are shared.
     """
-    k, n = _check_k_n(k, n)
-    steps = _check_size(steps, "steps")
-    restarts = _auto_restarts(k, n) if restarts is None else _check_size(restarts, "restarts")
-    threads = _check_size(threads, "threads")
+    k, n = _k_n(k, n)
+    steps = _util.size(steps, "steps")
+    restarts = _auto_restarts(k, n) if restarts is None else _util.size(restarts, "restarts")
+    threads = _util.optional(_util.size, threads, "threads")
     one_sided = _util.flag(one_sided, "one_sided")
-    _generator(seed)  # checks the seed now, before any work
+    gen = _util.generator(seed)  # checks the seed now, before any work
     lr = _util.number(lr, "lr", low=0, low_open=True)
-    beta = tuple(beta) if isinstance(beta, (tuple, list)) else (beta,)
-    real = all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in beta)
-    if len(beta) != 2 or not real or not 0 < beta[0] <= beta[1] < math.inf:
+    if not isinstance(beta, (tuple, list)) or len(beta) != 2:
         raise ValueError(f"beta must be (start, end) with 0 < start <= end < inf, got {beta!r}")
-    device = resolve_device(device)
+    beta = tuple(_util.number(b, "beta", low=0, low_open=True) for b in beta)
+    if beta[0] > beta[1]:
+        raise ValueError(f"beta must be (start, end) with 0 < start <= end < inf, got {beta!r}")
+    device = _util.device(device)
     if k <= n and not one_sided:  # an orthonormal set: coherence 0, nothing to optimise
-        Q, _ = torch.linalg.qr(torch.randn(n, k, generator=_generator(seed), dtype=torch.float64))
+        Q, _ = torch.linalg.qr(torch.randn(n, k, generator=gen, dtype=torch.float64))
         return Q.T.contiguous().to(device)
     if n == 1:  # every line in R^1 is the same line; as points, alternate the two
         signs = [1.0, -1.0] * k if one_sided else [1.0] * k
@@ -291,7 +303,7 @@ def pack(
             frac = step / max(steps - 1, 1)
             rate = lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac)))
             sharp = beta[0] * (beta[1] / beta[0]) ** frac
-            _, g = smooth_max_loss(V, sharp, one_sided)
+            _, g = _smooth_max_loss(V, sharp, one_sided)
             g -= (g * V).sum(-1, keepdim=True) * V  # keep the part tangent to the sphere
             m.lerp_(g, 1 - b1)
             # One second moment per restart, from the most pushed vector: it then moves about

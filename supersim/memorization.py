@@ -19,17 +19,26 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from . import _util
 from .metrics import feature_dimensionality
+
+__all__ = [
+    "hidden_vectors",
+    "example_dimensionality",
+    "typical_dimensionality",
+]
 
 
 def hidden_vectors(W: torch.Tensor | np.ndarray, x: torch.Tensor | np.ndarray) -> torch.Tensor:
     """h_j = W x_j for every example, as columns: W (I, H, F), x (T, I, F) -> (I, H, T)."""
-    W, x = torch.as_tensor(W).detach(), torch.as_tensor(x).detach()
-    if W.dim() != 3 or x.dim() != 3 or x.shape[1:] != (W.shape[0], W.shape[2]):
+    W = _util.float_tensor(W, "W", min_dim=3, max_dim=3, shape="(instances, hidden, features)")
+    x = _util.float_tensor(x, "x", min_dim=3, max_dim=3, shape="(examples, instances, features)")
+    if x.shape[1:] != (W.shape[0], W.shape[2]):
         raise ValueError(
-            f"W must be (instances, hidden, features) and x (examples, instances, features) "
-            f"with the same instances and features, got {tuple(W.shape)} and {tuple(x.shape)}"
+            f"x must be (examples, instances, features) with W's instances and features "
+            f"{(W.shape[0], W.shape[2])}, got {tuple(x.shape)}"
         )
+    W, x = W.detach(), x.detach()
     return torch.einsum("ihf,tif->iht", W, x.to(W.dtype))
 
 
@@ -51,10 +60,5 @@ def typical_dimensionality(D: torch.Tensor | np.ndarray) -> torch.Tensor:
     nothing; many items with small shares give a small value. (...) -> (...) without the
     last axis.
     """
-    D = torch.as_tensor(D)
-    if D.dim() < 1 or D.shape[-1] < 1 or bool((D < 0).any()):
-        raise ValueError(
-            "D must hold non-negative dimensionalities along its last axis, got "
-            f"{tuple(D.shape)}"
-        )
+    D = _util.float_tensor(D, "D", low=0, shape="dimensionalities along the last axis")
     return D.square().sum(-1) / D.sum(-1).clamp_min(1e-12)

@@ -14,17 +14,20 @@ import torch
 
 from . import _util
 
+__all__ = [
+    "REPRESENTED_NORM",
+    "feature_norms",
+    "superposition",
+    "feature_dimensionality",
+    "dimensions_per_feature",
+    "represented",
+    "n_represented",
+]
+
 _EPS = 1e-12
 #: A feature counts as represented when its direction's norm ||W_i|| exceeds this: trained
 #: models put a feature near norm 1 or near 0, so any cut well between works the same.
 REPRESENTED_NORM = 0.5
-
-
-def _as_w(W: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, bool]:
-    shape = "(instances, hidden, features) or (hidden, features)"
-    W = _util.float_tensor(W, "W", min_dim=2, max_dim=3, shape=shape)
-    W = W.detach().to(torch.float64).cpu()
-    return (W.unsqueeze(0), True) if W.dim() == 2 else (W, False)
 
 
 def _out(t: torch.Tensor, squeeze: bool) -> torch.Tensor:
@@ -34,7 +37,7 @@ def _out(t: torch.Tensor, squeeze: bool) -> torch.Tensor:
 
 def feature_norms(W: torch.Tensor | np.ndarray) -> torch.Tensor:
     """||W_i||: how strongly each feature is represented, (instances, features)."""
-    W, sq = _as_w(W)
+    W, sq = _util.batched(W, "W", "(hidden, features)")
     return _out(W.norm(dim=1), sq)
 
 
@@ -47,7 +50,7 @@ def _overlaps(W: torch.Tensor) -> torch.Tensor:
 
 def superposition(W: torch.Tensor | np.ndarray) -> torch.Tensor:
     """sum_{j != i} (W_i_hat . W_j)^2: how much other features share feature i's direction."""
-    W, sq = _as_w(W)
+    W, sq = _util.batched(W, "W", "(hidden, features)")
     ov = _overlaps(W)
     return _out(ov.sum(-1) - ov.diagonal(dim1=1, dim2=2), sq)
 
@@ -58,7 +61,7 @@ def feature_dimensionality(W: torch.Tensor | np.ndarray) -> torch.Tensor:
     1 for a feature with a dimension of its own, 1/2 for an antipodal pair, 2/5 for a pentagon;
     0 (not NaN) for a feature the model did not learn.
     """
-    W, sq = _as_w(W)
+    W, sq = _util.batched(W, "W", "(hidden, features)")
     norms2 = W.square().sum(dim=1)  # (I, F)
     denom = _overlaps(W).sum(-1)  # includes j = i, which contributes ||W_i||^2
     D = torch.where(norms2 > _EPS, norms2 / denom.clamp_min(_EPS), torch.zeros_like(norms2))
@@ -70,7 +73,7 @@ def dimensions_per_feature(W: torch.Tensor | np.ndarray) -> torch.Tensor:
 
     inf for an all-zero W: a model that learned no feature has spent its dimensions on none.
     """
-    W, sq = _as_w(W)
+    W, sq = _util.batched(W, "W", "(hidden, features)")
     frob2 = W.square().sum(dim=(1, 2))
     return _out(W.shape[1] / frob2, sq)  # x / 0 = inf on purpose
 
@@ -82,7 +85,7 @@ def represented(W: torch.Tensor | np.ndarray, norm_threshold: float = REPRESENTE
     a model's represented directions, `W[:, represented(W)]` for a (hidden, features) W.
     """
     norm_threshold = _util.number(norm_threshold, "norm_threshold", low=0)
-    W, sq = _as_w(W)
+    W, sq = _util.batched(W, "W", "(hidden, features)")
     keep = W.norm(dim=1) > norm_threshold
     return keep.squeeze(0) if sq else keep
 

@@ -8,6 +8,12 @@ when several features carry sizeable shares; the feature with the largest share 
 of polysemanticity is the effective number of features, 1 / sum_i s_ki^2, over the shares
 s_ki of the squared input weight.
 
+Chapter 5 measures trained models against the best model without superposition: one
+positive-side and one negative-side neuron, abs(x) = ReLU(x) + ReLU(-x), for each of the m/2
+features that cost most when dropped, and a constant output for the others
+(`no_superposition_model`, whose expected loss `no_superposition_loss` gives in closed form),
+and counts the features a model computes on each side of zero (`computed_sides`).
+
 Taught in chapter 5 ("Computing absolute value in superposition").
 
 All functions take W1 as (instances, neurons, features) (or (neurons, features), giving results
@@ -17,36 +23,36 @@ arrays, the layout of `supersim.AbsModel`.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import torch
+
+from . import _util
+from .data import per_instance_feature
+from .models import AbsModel
+
+__all__ = [
+    "neuron_norms",
+    "neuron_shares",
+    "neuron_polysemanticity",
+    "sizeable_features",
+    "primary_feature",
+    "sort_neurons",
+    "sign_pair_neurons",
+    "asymmetric_motifs",
+    "no_superposition_loss",
+    "no_superposition_model",
+    "computed_sides",
+]
 
 _EPS = 1e-12
 
 
 def _as_w1(W1) -> tuple[torch.Tensor, bool]:
-    W1 = torch.as_tensor(W1).detach().to(torch.float64).cpu()
-    if W1.dim() == 2:
-        return W1.unsqueeze(0), True
-    if W1.dim() != 3:
-        raise ValueError(
-            "W1 must be (instances, neurons, features) or (neurons, features), "
-            f"got {tuple(W1.shape)}"
-        )
-    return W1, False
+    return _util.batched(W1, "W1", "(neurons, features)")
 
 
-def _check_fraction(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value <= 1:
-        raise ValueError(f"{name} must lie in (0, 1], got {value!r}")
-    return float(value)
-
-
-def _check_nonnegative(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
-        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-    return float(value)
+def _fraction(value, name: str) -> float:
+    return _util.number(value, name, low=0, high=1, low_open=True)
 
 
 def _squeeze(t: torch.Tensor, sq: bool) -> torch.Tensor:
@@ -92,7 +98,7 @@ def sizeable_features(W1: torch.Tensor | np.ndarray, threshold: float = 0.1) -> 
     A neuron's primary feature plus its sizeable secondary ones; an int tensor
     (instances, neurons).
     """
-    threshold = _check_fraction(threshold, "threshold")
+    threshold = _fraction(threshold, "threshold")
     W1, sq = _as_w1(W1)
     return _squeeze((neuron_shares(W1) >= threshold).sum(-1), sq)
 
@@ -121,7 +127,7 @@ def sort_neurons(
     imp = (
         -torch.arange(n_features, dtype=torch.float64)
         if importance is None
-        else torch.as_tensor(importance, dtype=torch.float64).reshape(-1)
+        else _util.float_tensor(importance, "importance", min_dim=0, dtype=torch.float64).reshape(-1)
     )
     if imp.numel() != n_features:
         raise ValueError(
@@ -138,7 +144,7 @@ def sort_neurons(
 
 def _as_w2(W2, W1: torch.Tensor) -> torch.Tensor:
     """W2 as float64 (instances, features, neurons), checked against the batched W1 (I, H, F)."""
-    W2 = torch.as_tensor(W2).detach().to(torch.float64).cpu()
+    W2 = _util.float_tensor(W2, "W2", min_dim=2, max_dim=3, dtype=torch.float64)
     if W2.dim() == 2:
         W2 = W2.unsqueeze(0)
     if W2.shape != W1.transpose(1, 2).shape:
@@ -159,7 +165,7 @@ def sign_pair_neurons(
     the same with W1[k, i] < 0. Returns (instances, features, 2): the counts of positive-side
     and negative-side neurons per feature. One of each is the textbook abs(x) = ReLU(x) + ReLU(-x).
     """
-    threshold = _check_fraction(threshold, "threshold")
+    threshold = _fraction(threshold, "threshold")
     W1, sq = _as_w1(W1)
     W2 = _as_w2(W2, W1)
     mono = neuron_shares(W1).double() >= threshold  # (I, H, F)
@@ -189,14 +195,10 @@ def asymmetric_motifs(
 
     Returns (instance, k, a, b, j) tuples.
     """
-    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real) or not ratio >= 1:
-        raise ValueError(f"ratio must be a number >= 1, got {ratio!r}")
-    if isinstance(min_inhibition, bool) or not isinstance(min_inhibition, numbers.Real) or not (
-        min_inhibition > 0
-    ):
-        raise ValueError(f"min_inhibition must be a number > 0, got {min_inhibition!r}")
-    min_share = _check_fraction(min_share, "min_share")
-    min_gain = _check_nonnegative(min_gain, "min_gain")
+    ratio = _util.number(ratio, "ratio", low=1)
+    min_inhibition = _util.number(min_inhibition, "min_inhibition", low=0, low_open=True)
+    min_share = _fraction(min_share, "min_share")
+    min_gain = _util.number(min_gain, "min_gain", low=0)
     W1, _ = _as_w1(W1)
     W2 = _as_w2(W2, W1)
     shares = neuron_shares(W1).double()
@@ -221,3 +223,106 @@ def asymmetric_motifs(
                     if inhib[j] >= min_inhibition * leak:
                         found.append((inst, k, a, b, j))
     return found
+
+
+def _dropped_costs(n_features, feature_probability, importance) -> torch.Tensor:
+    """(I, F) float64: what dropping each feature costs, I_i (p_i / 3 - p_i^2 / 4).
+
+    A dropped feature's output is best held at E|x_i| = p_i / 2 (x_i is 0 with probability
+    1 - p_i, else U[-1, 1]); its squared error is then E[x_i^2] - (E|x_i|)^2.
+    """
+    n_features = _util.size(n_features, "n_features")
+    values = {"feature_probability": feature_probability, "importance": importance}
+    rows = [_util.as_tensor(v, k) for k, v in values.items()]
+    n_instances = max((t.shape[0] for t in rows if t.dim() == 2), default=1)
+    p, imp = (
+        per_instance_feature(t, n_instances, n_features, name=k, high=1.0 if k[0] == "f" else np.inf)
+        for t, k in zip(rows, values, strict=True)
+    )
+    p = p.double()
+    return imp.double() * (p / 3 - p.square() / 4)
+
+
+def _served(costs: torch.Tensor, d_hidden: int) -> torch.Tensor:
+    """(I, F) bool: the d_hidden // 2 features that cost most when dropped (ties: lower index)."""
+    order = torch.argsort(-costs, dim=-1, stable=True)[:, : d_hidden // 2]
+    return torch.zeros_like(costs, dtype=torch.bool).scatter_(1, order, True)
+
+
+def no_superposition_loss(
+    n_features: int,
+    d_hidden: int,
+    feature_probability: float | torch.Tensor | np.ndarray,
+    importance: float | torch.Tensor | np.ndarray = 1.0,
+) -> torch.Tensor:
+    """The expected loss of `no_superposition_model`, in closed form: (instances,).
+
+    The served features come out exactly; each dropped one costs I_i (p_i / 3 - p_i^2 / 4),
+    and like `training.reconstruction_loss` the loss is the mean over the features:
+    (1 / n) * sum over dropped i of I_i (p_i / 3 - p_i^2 / 4). `feature_probability` and
+    `importance` broadcast to (instances, features), as in `train`.
+    """
+    d_hidden = _util.size(d_hidden, "d_hidden")
+    costs = _dropped_costs(n_features, feature_probability, importance)
+    dropped = ~_served(costs, d_hidden)
+    return (costs * dropped).sum(-1).div(costs.shape[-1]).float()
+
+
+def no_superposition_model(
+    n_features: int,
+    d_hidden: int,
+    feature_probability: float | torch.Tensor | np.ndarray,
+    importance: float | torch.Tensor | np.ndarray = 1.0,
+) -> AbsModel:
+    """The best `AbsModel` that uses no superposition, built by hand.
+
+    One pair of neurons per served feature, abs(x_i) = ReLU(x_i) + ReLU(-x_i), for the
+    d_hidden // 2 features that cost most when dropped (the most important ones, when all
+    share one probability); every other output is the constant E|x_i| = p_i / 2 (its bias),
+    the best guess for a feature no neuron listens to. An odd last neuron stays unused.
+    One instance per row of `feature_probability` and `importance` (broadcast as in
+    `train`); its loss is `no_superposition_loss`.
+    """
+    d_hidden = _util.size(d_hidden, "d_hidden")
+    costs = _dropped_costs(n_features, feature_probability, importance)
+    p = per_instance_feature(feature_probability, *costs.shape, name="feature_probability")
+    served = _served(costs, d_hidden)
+    model = AbsModel(n_features, d_hidden, n_instances=costs.shape[0])
+    with torch.no_grad():
+        model.W1.zero_()
+        model.W2.zero_()
+        for inst, row in enumerate(served):
+            for j, f in enumerate(row.nonzero().flatten().tolist()):
+                model.W1[inst, 2 * j, f], model.W1[inst, 2 * j + 1, f] = 1.0, -1.0
+                model.W2[inst, f, 2 * j : 2 * j + 2] = 1.0
+        model.b.copy_(torch.where(served, 0.0, p / 2))
+    return model
+
+
+@torch.no_grad()
+def computed_sides(
+    model: AbsModel, *, n_values: int = 41, tolerance: float = 0.1 / 12
+) -> torch.Tensor:
+    """Which sides of each feature `model` computes, from inputs with it alone on.
+
+    Feature i alone takes `n_values` values from -1 to 1; output i's squared error
+    against abs(x_i), averaged over the positive values and over the negative ones,
+    must stay below `tolerance` for the side to count (default a tenth of 1/12:
+    1/12 is the error of the constant 1/2 on either side, and of the best map of
+    x_i that skips the hidden ReLU).
+    Returns (instances, features, 2) bool: [positive, negative] side.
+    """
+    model = _util.model_of(model, cls=AbsModel)
+    n_values = _util.integer(n_values, "n_values", low=3)
+    tolerance = _util.number(tolerance, "tolerance", low=0, low_open=True)
+    n_inst, n_feat = model.n_instances, model.n_features
+    t = torch.linspace(-1, 1, n_values)  # the values of the one active feature
+    errors = torch.empty(n_values, n_inst, n_feat)
+    eye = torch.eye(n_feat).unsqueeze(1).expand(n_feat, n_inst, n_feat)  # (on, I, F)
+    for v, value in enumerate(t.tolist()):
+        out = model(eye * value)  # (feature on, I, F)
+        own = out.diagonal(dim1=0, dim2=2).cpu()  # (I, F): output i when i alone is on
+        errors[v] = (own - abs(value)).square()
+    positive = errors[t > 0].mean(0) < tolerance
+    negative = errors[t < 0].mean(0) < tolerance
+    return torch.stack([positive, negative], dim=-1)

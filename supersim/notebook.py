@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import inspect
 import math
-import numbers
 
 from . import _util
+
+__all__ = [
+    "glue",
+    "show_source",
+    "floor_to",
+    "ceil_to",
+]
 
 _GLUE_PREFIX = "application/papermill.record/"
 
 
 def glue(name: str, value: object, display: bool = False) -> None:
     """Store `value`'s display form under `name` for `{glue:text}` / `{glue:}` in the book."""
+    name, display = _util.text(name, "name", empty=False), _util.flag(display, "display")
     from IPython.core.formatters import format_display_data
     from IPython.display import display as ipy_display
 
@@ -32,17 +39,26 @@ def show_source(obj: object) -> None:
 
     Chapters show the code that teaches from the package itself rather than keep a copy.
     """
+    try:
+        source = inspect.getsource(obj)
+    except (TypeError, OSError):  # not a module, class or function, or one without source
+        raise ValueError(f"obj must be a function or class written in Python, got {obj!r}") from None
     from IPython.display import Markdown, display
 
-    display(Markdown(f"```python\n{inspect.getsource(obj).rstrip()}\n```"))
+    display(Markdown(f"```python\n{source.rstrip()}\n```"))
+
+
+# a float holds about 15 significant decimal digits: rounding to more decimals changes nothing
+_MAX_DIGITS = 15
 
 
 def _round(x: float, digits: int, direction) -> float:
     x = _util.number(x, "x")
-    if isinstance(digits, bool) or not isinstance(digits, numbers.Integral):
-        raise ValueError(f"digits must be an integer, got {digits!r}")
-    scale = 10 ** int(digits)
-    return direction(x * scale) / scale
+    digits = _util.integer(digits, "digits", low=-_MAX_DIGITS, high=_MAX_DIGITS)
+    scaled = x * 10.0**digits
+    if not math.isfinite(scaled):  # so large that it has no digits at that place to round
+        return x
+    return direction(scaled) / 10.0**digits
 
 
 def floor_to(x: float, digits: int) -> float:

@@ -12,13 +12,9 @@ superposition. As everywhere in the package, that probability is called `feature
   same reasoning carried over to n = 3, m = 2;
 - lays an (importance, feature probability, restart) grid out as instances of one batched
   model, trains it (`train_phase_diagram`), keeps the best restart per cell and classifies
-  what the extra feature got;
-- trains a model on inputs from any sampler (e.g. `data.sample_correlated_features`) through
-  `training.train`.
+  what the extra feature got.
 
-Taught in chapter 4, on its page "The geometry of superposition and phase changes"; the
-chapter's page "Non-uniform superposition and the privileged basis" uses the loss helpers and
-the sampler loop.
+Taught in chapter 4, on its page "The geometry of superposition and phase changes".
 
 Shapes: B = batch, I = instances, F = features, H = hidden; R importances and P feature
 probabilities along the axes of a phase diagram.
@@ -26,41 +22,62 @@ probabilities along the axes of a phase diagram.
 
 from __future__ import annotations
 
-import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .data import _check_size
+from . import _util
 from .metrics import REPRESENTED_NORM, superposition
 from .models import ToyModel
 from .training import stratified_loss, train
+
+__all__ = [
+    "PHASES",
+    "TRIPLE_POINT",
+    "closed_form_losses",
+    "closed_form_phase",
+    "superposition_window",
+    "hand_built",
+    "grid_instances",
+    "classify",
+    "PhaseDiagram",
+    "train_phase_diagram",
+    "away_from_boundary",
+    "agreement",
+]
 
 PHASES = ("ignored", "superposed", "dedicated")  # what the extra feature gets; index = class
 # (feature probability, importance) where the three phases meet (both models)
 TRIPLE_POINT = (4 / 7, 1.0)
 
 
-def _probability(p, name: str = "feature_probability") -> torch.Tensor:
-    p = torch.as_tensor(p, dtype=torch.float64)
-    if bool(torch.any(~((p > 0) & (p <= 1)))):
-        raise ValueError(f"{name} must lie in (0, 1], got {p.flatten()[:5].tolist()}")
-    return p
+def _probability(p, name: str = "feature_probability", max_dim: int | None = None) -> torch.Tensor:
+    """Feature probabilities in (0, 1], as float64 (a sweep's axis when max_dim=1)."""
+    return _util.float_tensor(
+        p, name, min_dim=0, max_dim=max_dim, low=0, high=1, low_open=True, dtype=torch.float64
+    )
 
 
-def _importance(importance, name: str = "importance") -> torch.Tensor:
-    r = torch.as_tensor(importance, dtype=torch.float64)
-    if bool(torch.any(~((r > 0) & torch.isfinite(r)))):
-        raise ValueError(f"{name} must be finite and > 0, got {r.flatten()[:5].tolist()}")
-    return r
+def _importance(importance, name: str = "importance", max_dim: int | None = None) -> torch.Tensor:
+    """Importances > 0, as float64 (a sweep's axis when max_dim=1)."""
+    return _util.float_tensor(
+        importance, name, min_dim=0, max_dim=max_dim, low=0, low_open=True, dtype=torch.float64
+    )
+
+
+def _axes(importances, feature_probabilities) -> tuple[torch.Tensor, torch.Tensor]:
+    """A grid's axes: importances (R,) and feature probabilities (P,), float64."""
+    r = _importance(importances, "importances", max_dim=1).reshape(-1)
+    return r, _probability(feature_probabilities, "feature_probabilities", max_dim=1).reshape(-1)
 
 
 def _n_features(n_features) -> int:
-    if isinstance(n_features, bool) or n_features not in (2, 3):
+    n_features = _util.integer(n_features, "n_features")
+    if n_features not in (2, 3):
         raise ValueError(f"n_features must be 2 (m = 1) or 3 (m = 2), got {n_features!r}")
-    return int(n_features)
+    return n_features
 
 
 def closed_form_losses(
@@ -86,8 +103,14 @@ def closed_form_losses(
       min(d^2 / 3, v).
     """
     n_features = _n_features(n_features)
-    d = _probability(feature_probability)
-    d, r = torch.broadcast_tensors(d, _importance(importance))
+    d, r = _probability(feature_probability), _importance(importance)
+    try:
+        d, r = torch.broadcast_tensors(d, r)
+    except RuntimeError:
+        shapes = f"{tuple(d.shape)} and {tuple(r.shape)}"
+        raise ValueError(
+            f"feature_probability and importance must broadcast, got shapes {shapes}"
+        ) from None
     v = d / 3 - d**2 / 4
     dedicated = v if n_features == 2 else torch.minimum(d**2 / 3, v)
     return torch.stack([r * v, (1 + r) * d**2 / 6, dedicated], dim=-1)
@@ -125,7 +148,7 @@ def hand_built(
     n_features = _n_features(n_features)
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
-    d = float(_probability(feature_probability))
+    d = _util.number(feature_probability, "feature_probability", low=0, high=1, low_open=True)
     # a dropped feature is best replaced by its mean, d/2, which a bias can output
     if n_features == 2:
         W = {"ignored": [[1.0, 0.0]], "superposed": [[1.0, -1.0]], "dedicated": [[0.0, 1.0]]}[phase]
@@ -157,14 +180,9 @@ def grid_instances(
     last feature is the extra one with importance r, the others have importance 1; every
     feature of an instance has that cell's feature probability.
     """
-    n_features = _check_size(n_features, "n_features")
-    if n_features < 2:
-        raise ValueError(f"n_features must be at least 2 (one extra feature), got {n_features}")
-    n_restarts = _check_size(n_restarts, "n_restarts")
-    r = _importance(importances, "importances").float().reshape(-1)
-    d = _probability(feature_probabilities, "feature_probabilities").float().reshape(-1)
-    if r.numel() == 0 or d.numel() == 0:
-        raise ValueError("importances and feature_probabilities must each hold at least one value")
+    n_features = _util.integer(n_features, "n_features", low=2)  # the extra one and another
+    n_restarts = _util.size(n_restarts, "n_restarts")
+    r, d = (t.float() for t in _axes(importances, feature_probabilities))
     R, D = torch.meshgrid(r, d, indexing="ij")  # (importance, feature probability)
     R = R.reshape(-1).repeat_interleave(n_restarts)  # (instances,)
     D = D.reshape(-1).repeat_interleave(n_restarts)
@@ -185,14 +203,11 @@ def classify(
     squared projections onto its direction sum to more than `overlap_threshold`
     (`metrics.superposition`), dedicated when they do not.
     """
-    for name, v in (("norm_threshold", norm_threshold), ("overlap_threshold", overlap_threshold)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0:
-            raise ValueError(f"{name} must be a number > 0, got {v!r}")
-    W = torch.as_tensor(W).detach().cpu()
-    if W.dim() == 2:
-        W = W.unsqueeze(0)
-    if W.dim() != 3 or W.shape[-1] < 2:
-        raise ValueError(f"W must be (instances, hidden, features) with features >= 2, got {tuple(W.shape)}")
+    norm_threshold = _util.number(norm_threshold, "norm_threshold", low=0, low_open=True)
+    overlap_threshold = _util.number(overlap_threshold, "overlap_threshold", low=0, low_open=True)
+    W, _ = _util.batched(W, "W", "(hidden, features)")
+    if W.shape[-1] < 2:
+        raise ValueError(f"W must have at least 2 features (the last is the extra one), got {tuple(W.shape)}")
     norm = W.norm(dim=1)[:, -1]  # (I,)
     shared = superposition(W)[:, -1]  # (I,)
     phase = torch.where(shared > overlap_threshold, 1, 2)
@@ -248,8 +263,8 @@ def train_phase_diagram(
     probabilities where two active features almost never meet in a training batch.
     """
     p, imp = grid_instances(importances, feature_probabilities, n_features, n_restarts)
-    r = _importance(importances, "importances").float().reshape(-1)
-    d = _probability(feature_probabilities, "feature_probabilities").float().reshape(-1)
+    r, d = (t.float() for t in _axes(importances, feature_probabilities))
+    d_hidden = _util.size(d_hidden, "d_hidden")
     model = ToyModel(n_features, d_hidden, n_instances=len(p), seed=seed)
     train(
         model, feature_probability=p, importance=imp, steps=steps, lr=lr,
@@ -276,9 +291,8 @@ def away_from_boundary(
     n_features: int = 2,
 ) -> torch.Tensor:
     """(R, P) mask of grid cells whose closed-form phase every neighbour within `margin` shares."""
-    margin = _check_size(margin, "margin")
-    r = _importance(importances, "importances").reshape(-1)
-    d = _probability(feature_probabilities, "feature_probabilities").reshape(-1)
+    margin = _util.size(margin, "margin")
+    r, d = _axes(importances, feature_probabilities)
     phase = closed_form_phase(d[None, :], r[:, None], n_features)  # (R, P)
     keep = torch.ones_like(phase, dtype=torch.bool)
     nR, nP = phase.shape
@@ -287,6 +301,8 @@ def away_from_boundary(
             # compare each cell with its neighbour (i + a, j + b) where that neighbour exists
             i0, i1 = max(0, -a), nR - max(0, a)
             j0, j1 = max(0, -b), nP - max(0, b)
+            if i0 >= i1 or j0 >= j1:
+                continue  # a margin wider than the grid: no such neighbour anywhere
             same = phase[i0 + a : i1 + a, j0 + b : j1 + b] == phase[i0:i1, j0:j1]
             keep[i0:i1, j0:j1] &= same
     return keep
@@ -301,39 +317,18 @@ def agreement(
 ) -> tuple[float, torch.Tensor]:
     """Share of the cells away from the closed-form boundaries whose phase matches it, and the
     (R, P) mask of those cells."""
-    r = _importance(importances, "importances").reshape(-1)
-    d = _probability(feature_probabilities, "feature_probabilities").reshape(-1)
-    phase = torch.as_tensor(phase)
+    r, d = _axes(importances, feature_probabilities)
+    phase = _util.index_tensor(phase, "phase", high=len(PHASES) - 1, shape="an (R, P) grid of PHASES indices")
     if tuple(phase.shape) != (len(r), len(d)):
         raise ValueError(
             f"phase must be (importances, feature_probabilities) = ({len(r)}, {len(d)}), "
             f"got {tuple(phase.shape)}"
         )
     mask = away_from_boundary(r, d, margin, n_features)
+    if not bool(mask.any()):
+        raise ValueError(
+            f"margin={margin} leaves no cell away from the boundaries of this grid, so there is "
+            "nothing to compare: use a smaller margin or a finer grid"
+        )
     closed = closed_form_phase(d[None, :], r[:, None], n_features)
     return float((phase == closed)[mask].float().mean()), mask
-
-
-def train_with_sampler(
-    model: ToyModel,
-    sampler: Callable[[int, torch.Generator], torch.Tensor],
-    *,
-    importance: float | torch.Tensor = 1.0,
-    steps: int = 5_000,
-    batch_size: int = 1024,
-    lr: float = 1e-3,
-    weight_decay: float = 0.01,
-    seed: int = 0,
-) -> torch.Tensor:
-    """Train `model` on batches `sampler(batch_size, generator)` of shape (B, I, F).
-
-    `training.train(..., sampler=sampler)` with this chapter's defaults and no progress bar: the
-    same loss and optimiser, for data `train` cannot draw, such as correlated features.
-    Returns the (steps, instances) loss history.
-    """
-    if not isinstance(model, ToyModel):
-        raise ValueError(f"model must be a supersim.ToyModel, got {type(model).__name__}")
-    return train(
-        model, sampler=sampler, importance=importance, steps=steps, batch_size=batch_size,
-        lr=lr, weight_decay=weight_decay, seed=seed, progress=False,
-    )

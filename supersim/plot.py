@@ -1,9 +1,10 @@
 """The book's figure families, after the figures of Elhage et al. (2022), in chapter order.
 
 Every function draws into axes it is given (or a new figure) and returns the figure; none
-changes matplotlib's global state. Colours: features coloured by importance (viridis, bright =
-important); signed values red for positive, blue for negative (RdBu_r); superposition from
-black (a direction of its own) to yellow (shared).
+changes matplotlib's global state. Every argument is checked before anything is drawn, so a
+bad one raises ValueError and leaves no half-drawn figure behind. Colours: features coloured
+by importance (viridis, bright = important); signed values red for positive, blue for
+negative (RdBu_r); superposition from dark indigo (a direction of its own) to yellow (shared).
 
 `import supersim` does not load this module (it pulls in matplotlib.pyplot): the first use of
 `supersim.plot` does.
@@ -20,13 +21,46 @@ from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from .metrics import REPRESENTED_NORM, superposition
+from . import _util
+from .metrics import (
+    REPRESENTED_NORM,
+    dimensions_per_feature,
+    feature_dimensionality,
+    represented,
+    superposition,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure, SubFigure
+
+__all__ = [
+    "readback_histogram",
+    "neuron_responses",
+    "response_matrix",
+    "cosine_histogram",
+    "line_packing_3d",
+    "feature_directions",
+    "feature_directions_grid",
+    "wtw",
+    "norm_bars",
+    "sweep_panels",
+    "superposition_colorbar",
+    "phase_diagram",
+    "closed_form_loss_curves",
+    "dimensionality_scatter",
+    "dimensionality_histogram",
+    "neuron_matrix",
+    "neuron_stack",
+    "neuron_graph",
+    "neuron_stack_grid",
+    "polysemanticity_bars",
+    "cosine_match",
+    "max_cosine_bars",
+    "recovery_curve",
+]
 
 _SIGN_CMAP = "RdBu_r"  # positive red, negative blue
 _SUPERPOSITION_CMAP = "plasma"
@@ -35,12 +69,47 @@ _SUPERPOSITION_CMAP = "plasma"
 # ---- Shared by every figure ---------------------------------------------------------------------
 
 
-def _np(W) -> np.ndarray:
-    return torch.as_tensor(W).detach().cpu().numpy()
+def _array(value, name: str, dims: int | tuple[int, int], shape: str = "", **limits) -> np.ndarray:
+    """`value` checked by `_util.float_tensor` (finite, non-empty, `dims` axes, within
+    `limits`), as a float64 NumPy array."""
+    low, high = (dims, dims) if isinstance(dims, int) else dims
+    t = _util.float_tensor(value, name, min_dim=low, max_dim=high, shape=shape, dtype=torch.float64, **limits)
+    return t.numpy()
+
+
+def _per_item(value, name: str, n: int, what: str = "feature", **limits) -> np.ndarray | None:
+    """None, or one finite value per feature (neuron, ...): an (n,) array."""
+    if value is None:
+        return None
+    a = _array(value, name, (0, 1), **limits).reshape(-1)
+    if len(a) != n:
+        raise ValueError(f"{name} must give one value per {what} ({n}), got {len(a)}")
+    return a
+
+
+def _colors(colors, n: int, name: str = "colors") -> list | None:
+    """None, or one matplotlib colour per feature."""
+    if colors is None:
+        return None
+    if isinstance(colors, str) or not isinstance(colors, (list, tuple, np.ndarray)) or len(colors) != n:
+        raise ValueError(f"{name} must give one colour per feature ({n}), got {colors!r}")
+    return [_util.color(c, name) for c in colors]
+
+
+def _order(order, n: int, name: str = "order") -> np.ndarray:
+    """A permutation of range(n) (a neuron order); None is the identity."""
+    if order is None:
+        return np.arange(n)
+    order = _util.index_tensor(order, name, max_dim=1).numpy()
+    if sorted(order.tolist()) != list(range(n)):
+        raise ValueError(f"{name} must be a permutation of the {n} neurons, got {order.tolist()}")
+    return order
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
-    """The axes to draw into: `ax` itself, or the only axes of a new figure of `figsize`."""
+    """The axes to draw into: `ax` itself, or the only axes of a new figure of `figsize`.
+
+    Called once every argument is checked: the new figure is the first thing drawn."""
     if ax is None:
         fig, ax = plt.subplots(figsize=figsize)
         return fig, ax
@@ -88,15 +157,31 @@ def _grid(
 
 
 def _importance_colors(n_features: int, importance=None) -> np.ndarray:
-    imp = np.ones(n_features) if importance is None else _np(importance).reshape(-1)[:n_features]
+    """One viridis colour per feature from its (checked) importance; all alike without one."""
+    imp = np.ones(n_features) if importance is None else np.asarray(importance, dtype=float).reshape(-1)
     span = imp.max() - imp.min()
     level = (imp - imp.min()) / span if span > 0 else np.ones(n_features)
     return plt.get_cmap("viridis")(0.15 + 0.8 * level)
 
 
-def _unit_rows(V) -> np.ndarray:
-    V = _np(V).astype(float)
+def _unit_rows(V: np.ndarray) -> np.ndarray:
     return V / np.maximum(np.linalg.norm(V, axis=-1, keepdims=True), 1e-12)
+
+
+def _alive(alive, n_latents: int) -> np.ndarray:
+    """Which of a dictionary's latents are alive: all of them, or as the (latents,) mask says."""
+    if alive is None:
+        return np.ones(n_latents, bool)
+    return _util.mask(alive, "alive", shape=(n_latents,)).numpy()
+
+
+def _learned_and_truth(learned, truth) -> tuple[np.ndarray, np.ndarray]:
+    """A dictionary (latents, d) and the true directions (features, d), as unit rows."""
+    L = _array(learned, "learned", 2, "(latents, d)")
+    T = _array(truth, "truth", 2, "(features, d)")
+    if L.shape[1] != T.shape[1]:
+        raise ValueError(f"learned and truth must have the same width d, got {L.shape} and {T.shape}")
+    return _unit_rows(L), _unit_rows(T)
 
 
 # ---- Chapter 1 ("Features"): read-back errors -------------------------------------------------
@@ -104,19 +189,25 @@ def _unit_rows(V) -> np.ndarray:
 
 def readback_histogram(
     errors: torch.Tensor | np.ndarray, ax: Axes | None = None, *,
-    predicted_std: float | None = None, span: float | None = None, bins: int = 61,
+    predicted_std: float | None = None, span: float | None = None, bins: int = 60,
     color: str = "C0", label: str | None = None, fill: bool = True, title: str = "",
 ) -> Figure:
     """Histogram (density, log scale) of read-back errors, with the predicted Gaussian if given.
 
-    Errors beyond +-`span` are piled into the outermost bins, so no mass silently disappears.
-    `fill=False` draws an outline, to overlay a second histogram on a filled one.
+    `bins` equal bins over [-`span`, `span`] (by default 4 predicted standard deviations, or 4
+    of the errors'); errors beyond are piled into the outermost bins, so no mass silently
+    disappears. `fill=False` draws an outline, to overlay a second histogram on a filled one.
     """
-    e = _np(errors).ravel()
+    e = _array(errors, "errors", (1, None)).ravel()
+    ax, bins, color = _util.axes(ax), _util.size(bins, "bins"), _util.color(color)
+    predicted_std = _util.optional(_util.number, predicted_std, "predicted_std", low=0, low_open=True)
+    span = _util.optional(_util.number, span, "span", low=0, low_open=True)
+    label = _util.optional(_util.text, label, "label")
+    fill, title = _util.flag(fill, "fill"), _util.text(title, "title")
     fig, ax = _axes(ax, (3.2, 2.4))
-    scale = predicted_std if predicted_std else (e.std() if e.size else 1.0)
+    scale = predicted_std or e.std()
     span = span or max(4 * scale, 1e-3)
-    edges = np.linspace(-span, span, bins)
+    edges = np.linspace(-span, span, bins + 1)
     counts, _ = np.histogram(np.clip(e, -span, span), bins=edges, density=True)
     # one filled step artist instead of a patch per bar: much faster to draw in explorers
     ax.stairs(counts, edges, fill=fill, color=color, alpha=0.6 if fill else 1.0, lw=1.2, label=label)
@@ -139,7 +230,9 @@ def neuron_responses(
     ymax: float | None = None,
 ) -> Figure:
     """Grouped bars of a (neurons, features) table: how strongly each neuron fires per feature."""
-    R = _np(R)
+    R = _array(R, "R", 2, "(neurons, features)")
+    ax, title = _util.axes(ax), _util.text(title, "title")
+    ymax = _util.optional(_util.number, ymax, "ymax")
     fig, ax = _axes(ax, (3, 2.4))
     n_units, n_features = R.shape
     width = 0.8 / n_features
@@ -160,7 +253,9 @@ def response_matrix(
     xlabel: str = "feature", ylabel: str = "unit",
 ) -> Figure:
     """Heatmap of abs(R) for a (units, features) table: one bright cell per row is monosemantic."""
-    R = np.abs(_np(R))
+    R = np.abs(_array(R, "R", 2, "(units, features)"))
+    ax, title = _util.axes(ax), _util.text(title, "title")
+    xlabel, ylabel = _util.text(xlabel, "xlabel"), _util.text(ylabel, "ylabel")
     fig, ax = _axes(ax, (2.6, 2.6))
     ax.imshow(R, cmap="Greys", vmin=0, vmax=max(float(R.max()), 1e-12))
     return _finish(ax, title, xlabel=xlabel, ylabel=ylabel, ticks=False)
@@ -177,8 +272,11 @@ def cosine_histogram(
     (when `normal`) and dashed lines at +- the largest absolute cosine; `bins` defaults to ~sqrt(pairs)."""
     from .geometry import cosine_matrix
 
-    C = cosine_matrix(torch.as_tensor(V).detach().cpu().to(torch.float64)).numpy()
-    k, n = C.shape[0], torch.as_tensor(V).shape[-1]
+    V = _array(V, "V", 2, "(k, n)")
+    ax, title, normal = _util.axes(ax), _util.text(title, "title"), _util.flag(normal, "normal")
+    bins = _util.optional(_util.size, bins, "bins")
+    C = cosine_matrix(V).numpy()
+    k, n = V.shape
     pairs = C[np.triu_indices(k, 1)]
     if bins is None:
         bins = int(np.clip(np.sqrt(len(pairs)), 10, 80))
@@ -203,13 +301,17 @@ def line_packing_3d(
 
     `ax` must be a 3-D axes (`projection="3d"`); a new figure is made when it is None.
     """
-    V = _np(V).astype(float)
-    if V.ndim != 2 or V.shape[1] != 3:
-        raise ValueError(f"V must be (k, 3), got {V.shape}")
+    V = _array(V, "V", 2, "(k, 3)")
+    norms = np.linalg.norm(V, axis=-1, keepdims=True)
+    if V.shape[1] != 3 or not norms.all():
+        raise ValueError(f"V must be (k, 3) with no zero row (a line needs a direction), got {V.shape}")
+    if _util.axes(ax) is not None and getattr(ax, "name", "") != "3d":
+        raise ValueError(f"ax must be None or a 3-D axes (projection='3d'), got {ax!r}")
+    title, color = _util.text(title, "title"), _util.color(color)
     if ax is None:
         fig = plt.figure(figsize=(2.6, 2.6))
         ax = fig.add_subplot(projection="3d")
-    V = V / np.linalg.norm(V, axis=1, keepdims=True)
+    V = V / norms
     u, w = np.meshgrid(np.linspace(0, 2 * np.pi, 25), np.linspace(0, np.pi, 13))
     ax.plot_wireframe(np.cos(u) * np.sin(w), np.sin(u) * np.sin(w), np.cos(w), color="0.88", lw=0.3)
     for v in V:
@@ -239,24 +341,28 @@ def feature_directions(
     `learned` (latents, 2) adds a sparse autoencoder's decoder rows, scaled to length 1, as
     red dashed spokes; latents whose `alive` entry is False are grey and dotted (chapter 6).
     """
-    W = _np(W)
-    if W.ndim != 2 or W.shape[0] != 2:
+    W = _array(W, "W", 2, "(2, features) for a 2-D picture")
+    if W.shape[0] != 2:
         raise ValueError(f"W must be (2, features) for a 2-D picture, got {W.shape}")
     n = W.shape[1]
+    importance = _per_item(importance, "importance", n, low=0)
+    colors = [_util.color(colors, "colors")] * n if isinstance(colors, str) else _colors(colors, n)
     if colors is None:
         colors = _importance_colors(n, importance)
-    elif isinstance(colors, str):
-        colors = [colors] * n
-    elif len(colors) != n:
-        raise ValueError(f"colors must give one colour or one per feature ({n}), got {len(colors)}")
+    ax, arrows, title = _util.axes(ax), _util.flag(arrows, "arrows"), _util.text(title, "title")
+    labels = _util.optional(_util.texts, labels, "labels", count=n)
+    lim = _util.number(lim, "lim", low=0, low_open=True)
+    if learned is not None:
+        L = _unit_rows(_array(learned, "learned", 2, "(latents, 2)"))
+        if L.shape[1] != 2:
+            raise ValueError(f"learned must be (latents, 2), got {L.shape}")
+        alive = _alive(alive, len(L))
+    elif alive is not None:
+        raise ValueError("alive marks the rows of learned: give learned too")
     fig, ax = _axes(ax, (2.4, 2.4))
     ax.axhline(0, color="0.88", lw=0.6, zorder=0)
     ax.axvline(0, color="0.88", lw=0.6, zorder=0)
     if learned is not None:
-        L = _unit_rows(learned)
-        if L.ndim != 2 or L.shape[1] != 2:
-            raise ValueError(f"learned must be (latents, 2), got {L.shape}")
-        alive = np.ones(len(L), bool) if alive is None else np.asarray(_np(alive), bool)
         for j, (x, y) in enumerate(L):
             color, style = ("#d62828", "--") if alive[j] else ("0.65", ":")
             ax.plot([0, x], [0, y], color=color, ls=style, lw=1.2, zorder=2)
@@ -280,7 +386,12 @@ def feature_directions_grid(
     fig: Figure | SubFigure | None = None,
 ) -> Figure | SubFigure:
     """One `feature_directions` panel per instance of a (instances, 2, features) W."""
-    W = _np(W)
+    W = _array(W, "W", 3, "(instances, 2, features)")
+    if W.shape[1] != 2:
+        raise ValueError(f"W must be (instances, 2, features) for 2-D pictures, got {W.shape}")
+    titles = _util.optional(_util.texts, titles, "titles", count=W.shape[0])
+    importance = _per_item(importance, "importance", W.shape[-1], low=0)
+    ncols, fig = _util.optional(_util.size, ncols, "ncols"), _util.figure(fig)
     fig, axes = _grid(W.shape[0], ncols, fig, (1.9, 1.9), 0.2)
     for k, ax in enumerate(axes.flat[: W.shape[0]]):
         feature_directions(W[k], ax, importance=importance, title=titles[k] if titles else "")
@@ -293,7 +404,8 @@ def wtw(
 ) -> Figure:
     """Heatmap of W^T W for one (hidden, features) W: the diagonal is ||W_i||^2, the rest
     interference (red positive, blue negative)."""
-    W = _np(W)
+    W = _array(W, "W", 2, "(hidden, features)")
+    ax, title, colorbar = _util.axes(ax), _util.text(title, "title"), _util.flag(colorbar, "colorbar")
     fig, ax = _axes(ax, (3, 3))
     im = ax.imshow(W.T @ W, cmap=_SIGN_CMAP, vmin=-1, vmax=1)
     if colorbar:
@@ -305,8 +417,10 @@ def norm_bars(
     W: torch.Tensor | np.ndarray, ax: Axes | None = None, *, title: str = "",
     max_norm: float = 1.3,
 ) -> Figure:
-    """Horizontal bars of ||W_i|| per feature, coloured by superposition (black: none, yellow: a lot)."""
-    W = _np(W)
+    """Horizontal bars of ||W_i|| per feature, coloured by superposition (dark indigo: none, yellow: much)."""
+    W = _array(W, "W", 2, "(hidden, features)")
+    ax, title = _util.axes(ax), _util.text(title, "title")
+    max_norm = _util.number(max_norm, "max_norm", low=0, low_open=True)
     fig, ax = _axes(ax, (2.2, 3))
     norms = np.linalg.norm(W, axis=0)
     sup = superposition(W).numpy()
@@ -320,8 +434,9 @@ def sweep_panels(
     W: torch.Tensor | np.ndarray, *, titles: Sequence[str], fig: Figure | SubFigure | None = None
 ) -> Figure | SubFigure:
     """For each instance of a (instances, hidden, features) W: W^T W above, norm bars below."""
-    W = _np(W)
+    W = _array(W, "W", 3, "(instances, hidden, features)")
     n = W.shape[0]
+    titles, fig = _util.texts(titles, "titles", count=n), _util.figure(fig)
     if fig is None:
         fig = plt.figure(figsize=(1.6 * n, 3.6))
     axes = fig.subplots(2, n, squeeze=False, gridspec_kw={"height_ratios": [1, 1.1]})
@@ -337,6 +452,9 @@ def superposition_colorbar(
     fig: Figure | SubFigure, ax: Axes, label: str = "superposition"
 ) -> Figure | SubFigure:
     """Add the colour key for `norm_bars` to a figure."""
+    fig, label = _util.figure(fig, optional=False), _util.text(label, "label")
+    if _util.axes(ax) is None:
+        raise ValueError("ax must be the matplotlib Axes the colour bar goes beside, got None")
     sm = plt.cm.ScalarMappable(norm=Normalize(0, 1), cmap=_SUPERPOSITION_CMAP)
     fig.colorbar(sm, ax=ax, label=label, shrink=0.6)
     return fig
@@ -350,10 +468,20 @@ _STICKY = ((1.0, "1: own dimension"), (3 / 4, "3/4: tetrahedron"), (2 / 3, "2/3:
 
 
 def _log_edges(values: np.ndarray) -> np.ndarray:
-    """Cell edges for log-spaced centres: geometric midpoints, extended by half a step."""
+    """Cell edges for log-spaced centres: geometric midpoints, extended by half a step.
+
+    A single value gets a cell half a decade wide on either side of it: a grid of one row or
+    one column is a valid grid."""
     v = np.log(values)
+    if len(v) == 1:
+        return np.exp(v[0] + np.array([-0.5, 0.5]) * np.log(10))
     mid = (v[1:] + v[:-1]) / 2
     return np.exp(np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]]))
+
+
+def _n_features(n_features) -> int:
+    """The phase diagrams' models: n = 2 features in m = 1 dimension, or 3 in 2."""
+    return _util.integer(n_features, "n_features", low=2, high=3)
 
 
 def phase_diagram(
@@ -372,12 +500,16 @@ def phase_diagram(
     """
     from . import phase as _phase
 
-    P = _np(phase)
-    r = _np(importances).astype(float).ravel()
-    p = _np(feature_probabilities).astype(float).ravel()
+    P = _util.index_tensor(phase, "phase", high=len(_phase.PHASES) - 1, shape="(R, P) indices").numpy()
+    r = _array(importances, "importances", (0, 1), low=0, low_open=True).ravel()
+    p = _array(feature_probabilities, "feature_probabilities", (0, 1), low=0, high=1, low_open=True).ravel()
     if P.shape != (len(r), len(p)):
         raise ValueError(f"phase must be (importances, feature_probabilities) = ({len(r)}, {len(p)}), "
                          f"got {P.shape}")
+    ax, n_features = _util.axes(ax), _n_features(n_features)
+    boundaries, legend = _util.flag(boundaries, "boundaries"), _util.flag(legend, "legend")
+    marks = _util.optional(_util.mask, marks, "marks", shape=P.shape)
+    title = _util.text(title, "title")
     fig, ax = _axes(ax, (3.4, 3.0))
     ax.pcolormesh(_log_edges(p), _log_edges(r), P, cmap=ListedColormap(_PHASE_COLORS), vmin=-0.5,
                   vmax=2.5, shading="flat", edgecolors="white", linewidth=0.3)
@@ -393,7 +525,7 @@ def phase_diagram(
         ax.plot([t, max(p.max(), 1.0) * 2], [1.0, 1.0], color="k", lw=1.2)
         ax.scatter([t], [_phase.TRIPLE_POINT[1]], color="k", s=14, zorder=4)
     if marks is not None:
-        ii, jj = np.nonzero(_np(marks))
+        ii, jj = np.nonzero(marks.numpy())
         ax.scatter(p[jj], r[ii], marker="x", color="k", s=16, lw=0.9, zorder=5)
     if legend:
         handles = [Patch(color=c, label=n) for c, n in zip(_PHASE_COLORS, _phase.PHASES, strict=True)]
@@ -413,13 +545,22 @@ def closed_form_loss_curves(
     """
     from . import phase as _phase
 
+    p = _util.number(feature_probability, "feature_probability", low=0, high=1, low_open=True)
+    ax, n_features, title = _util.axes(ax), _n_features(n_features), _util.text(title, "title")
+    if empirical is not None:
+        if not isinstance(empirical, (tuple, list)) or len(empirical) != 2:
+            raise ValueError(f"empirical must be a pair (importances, losses), got {empirical!r}")
+        er = _array(empirical[0], "empirical importances", (0, 1), low=0, low_open=True).ravel()
+        el = _array(empirical[1], "empirical losses", (0, 1), low=0).ravel()
+        if len(er) != len(el):
+            got = f"{len(er)} and {len(el)}"
+            raise ValueError(f"empirical must pair one loss with each importance, got {got}")
     fig, ax = _axes(ax, (3.4, 2.6))
     r = np.geomspace(0.1, 10, 200)
-    L = _phase.closed_form_losses(float(feature_probability), r, n_features).numpy()  # (200, 3)
+    L = _phase.closed_form_losses(p, r, n_features).numpy()  # (200, 3)
     for k, name in enumerate(_phase.PHASES):
         ax.plot(r, L[:, k], color=_PHASE_COLORS[k] if k else "0.45", lw=1.6, label=name)
     if empirical is not None:
-        er, el = (_np(v).ravel() for v in empirical)
         ax.scatter(er, el, color="k", s=12, zorder=4, label="trained (best restart)")
     ax.set(xscale="log", yscale="log")
     ax.legend(fontsize=7, frameon=False)
@@ -436,13 +577,12 @@ def dimensionality_scatter(
     `feature_probabilities[k]`; instances sharing one (seeds) are pooled, and the line joins
     their mean D*. Dotted lines mark the values of small polytopes: 1, 3/4, 2/3, 1/2, 2/5, 3/8.
     """
-    from .metrics import dimensions_per_feature, feature_dimensionality
-
-    W = torch.as_tensor(W).detach().cpu()
-    p = _np(feature_probabilities).astype(float).ravel()
-    if W.dim() != 3 or len(p) != W.shape[0]:
-        raise ValueError(f"W must be (instances, hidden, features) with one feature probability per "
-                         f"instance, got {tuple(W.shape)} and {len(p)} feature_probabilities")
+    W = _util.float_tensor(W, "W", min_dim=3, max_dim=3, shape="(instances, hidden, features)")
+    p = _array(feature_probabilities, "feature_probabilities", (0, 1), low=0, high=1, low_open=True).ravel()
+    if len(p) != W.shape[0]:
+        raise ValueError(f"feature_probabilities must give one feature probability per instance of W "
+                         f"{tuple(W.shape)}, got {len(p)}")
+    ax, title, legend = _util.axes(ax), _util.text(title, "title"), _util.flag(legend, "legend")
     D, Dstar = feature_dimensionality(W).numpy(), dimensions_per_feature(W).numpy()
     fig, ax = _axes(ax, (5.0, 3.0))
     rng = np.random.default_rng(0)  # jitter only spreads the dots sideways; fixed for the page
@@ -472,11 +612,10 @@ def dimensionality_histogram(
 ) -> Figure:
     """Histogram of D_i over the represented features (||W_i|| > `norm_threshold`) of one
     (hidden, features) or more (models, hidden, features) models."""
-    from .metrics import feature_dimensionality
-
-    W = torch.as_tensor(W).detach().cpu()
-    W = W.unsqueeze(0) if W.dim() == 2 else W
-    D = feature_dimensionality(W)[W.norm(dim=1) > norm_threshold].numpy()
+    W, _ = _util.batched(W, "W", "(hidden, features)")
+    norm_threshold = _util.number(norm_threshold, "norm_threshold", low=0)
+    ax, title = _util.axes(ax), _util.text(title, "title")
+    D = feature_dimensionality(W)[represented(W, norm_threshold)].numpy()
     fig, ax = _axes(ax, (3.4, 2.4))
     ax.hist(D, bins=np.arange(-0.01, 1.06, 0.02), color="#2a6f97")  # bins centred on k/50
     for value, name in _STICKY:
@@ -508,9 +647,9 @@ def neuron_matrix(
     colorbar: bool = False, vmax: float | None = None,
 ) -> Figure:
     """W1 as a heatmap, one row per neuron and one column per feature (red +, blue -)."""
-    W1 = _np(W1)
-    if W1.ndim != 2:
-        raise ValueError(f"W1 must be (neurons, features), got {W1.shape}")
+    W1 = _array(W1, "W1", 2, "(neurons, features)")
+    ax, title, colorbar = _util.axes(ax), _util.text(title, "title"), _util.flag(colorbar, "colorbar")
+    vmax = _util.optional(_util.number, vmax, "vmax", low=0, low_open=True)
     fig, ax = _axes(ax, (0.35 * W1.shape[1] + 1.2, 0.3 * W1.shape[0] + 0.8))
     vmax = vmax or float(np.abs(W1).max()) or 1.0
     im = ax.imshow(W1, cmap=_SIGN_CMAP, vmin=-vmax, vmax=vmax, aspect="auto")
@@ -542,15 +681,15 @@ def neuron_stack(
     Draws one bar container per feature (with `min_share`: per feature left after lumping,
     plus one for the lump).
     """
-    W1 = _np(W1)
-    if W1.ndim != 2:
-        raise ValueError(f"W1 must be (neurons, features), got {W1.shape}")
+    W1 = _array(W1, "W1", 2, "(neurons, features)")
     n_neurons, n_features = W1.shape
-    order = np.arange(n_neurons) if order is None else _np(order).astype(int).reshape(-1)
-    if sorted(order.tolist()) != list(range(n_neurons)):
-        raise ValueError(f"order must be a permutation of the {n_neurons} neurons")
-    if min_share is not None and not 0 < min_share <= 1:
-        raise ValueError(f"min_share must lie in (0, 1], got {min_share!r}")
+    order = _order(order, n_neurons)
+    shade = _util.optional(_util.mask, shade, "shade", shape=(n_neurons,))
+    importance = _per_item(importance, "importance", n_features, low=0)
+    colors = _colors(colors, n_features)
+    min_share = _util.optional(_util.number, min_share, "min_share", low=0, high=1, low_open=True)
+    ax, signed, legend = _util.axes(ax), _util.flag(signed, "signed"), _util.flag(legend, "legend")
+    title = _util.text(title, "title")
     W1 = W1[order]
     small = np.zeros_like(W1, dtype=bool)
     if min_share is not None:
@@ -560,7 +699,7 @@ def neuron_stack(
     fig, ax = _axes(ax, (max(2.5, 0.18 * n_neurons + 1), 2.4))
     x = np.arange(n_neurons)
     if shade is not None:
-        marked = _np(shade).astype(bool).reshape(-1)[order]
+        marked = shade.numpy()[order]
         for k in np.flatnonzero(marked):
             ax.axvspan(k - 0.5, k + 0.5, color="#fbe3e3", zorder=0, lw=0)
     up, down = np.zeros(n_neurons), np.zeros(n_neurons)
@@ -596,11 +735,12 @@ def neuron_graph(
     Edge width grows with the absolute weight; red edges are positive, blue negative. One line
     per edge.
     """
-    W1, W2 = _np(W1), _np(W2)
-    if W1.ndim != 2 or W2.shape != W1.T.shape:
-        raise ValueError(
-            f"W1 must be (neurons, features) and W2 (features, neurons), got {W1.shape}, {W2.shape}"
-        )
+    W1 = _array(W1, "W1", 2, "(neurons, features)")
+    W2 = _array(W2, "W2", 2, "(features, neurons)")
+    if W2.shape != W1.T.shape:
+        raise ValueError(f"W2 must be (features, neurons) = {W1.T.shape} to match W1, got {W2.shape}")
+    ax, labels, title = _util.axes(ax), _util.flag(labels, "labels"), _util.text(title, "title")
+    min_weight = _util.number(min_weight, "min_weight", low=0)
     n_neurons, n_features = W1.shape
     fig, ax = _axes(ax, (3.2, 2.6))
     y_in = np.linspace(0, 1, n_features + 2)[1:-1][::-1]
@@ -633,8 +773,19 @@ def neuron_stack_grid(
     fig: Figure | SubFigure | None = None,
 ) -> Figure | SubFigure:
     """One `neuron_stack` panel of abs(W1) per instance of a (instances, neurons, features) W1."""
-    W1 = _np(W1)
-    n = W1.shape[0]
+    W1 = _array(W1, "W1", 3, "(instances, neurons, features)")
+    n, n_neurons, n_features = W1.shape
+    titles = _util.texts(titles, "titles", count=n)
+    for name, per_panel in (("orders", orders), ("shades", shades)):
+        if per_panel is not None and (isinstance(per_panel, str) or not hasattr(per_panel, "__len__")
+                                      or len(per_panel) != n):
+            raise ValueError(f"{name} must give one entry per instance ({n}), got {per_panel!r}")
+    for k in range(n):  # every panel's arguments, checked before the first is drawn
+        _order(None if orders is None else orders[k], n_neurons, "orders")
+        _util.optional(_util.mask, None if shades is None else shades[k], "shades", shape=(n_neurons,))
+    _per_item(importance, "importance", n_features, low=0)
+    _util.optional(_util.number, min_share, "min_share", low=0, high=1, low_open=True)
+    ncols, fig = _util.optional(_util.size, ncols, "ncols"), _util.figure(fig)
     fig, axes = _grid(n, ncols, fig, (2.3, 2.1), 0.3, sharey=True, gridspec_kw={"hspace": 0.5})
     for k, ax in enumerate(axes.flat[:n]):
         neuron_stack(
@@ -661,13 +812,15 @@ def polysemanticity_bars(
     `values` is (models, neurons), e.g. `neurons.neuron_polysemanticity`; the groups are split
     at `edges` (by default: about one feature, two or three, four or more) and named `names`.
     """
-    values = _np(values)
-    if values.ndim != 2 or len(labels) != values.shape[0]:
-        raise ValueError(
-            f"values must be (models, neurons) with one label per model, got {values.shape}"
-        )
-    if len(names) != len(edges) + 1:
-        raise ValueError(f"names must give one name per group ({len(edges) + 1}), got {len(names)}")
+    values = _array(values, "values", 2, "(models, neurons)")
+    labels = _util.texts(labels, "labels", count=values.shape[0])
+    if not isinstance(edges, (tuple, list)):
+        raise ValueError(f"edges must be a list of increasing numbers, got {edges!r}")
+    edges = [_util.number(e, "edges") for e in edges]
+    if any(a >= b for a, b in zip(edges[:-1], edges[1:], strict=True)):
+        raise ValueError(f"edges must be increasing, got {edges}")
+    names = _util.texts(names, "names", count=len(edges) + 1)
+    ax, title = _util.axes(ax), _util.text(title, "title")
     fig, ax = _axes(ax, (4.2, 2.4))
     bounds = [-np.inf, *edges, np.inf]
     palette = plt.get_cmap("magma")(np.linspace(0.85, 0.2, len(names)))
@@ -697,9 +850,10 @@ def cosine_match(
     A dictionary that recovers every feature shows one red cell per row; dead latents (where
     `alive` is False) go to the right of a grey line.
     """
-    L, T = _unit_rows(learned), _unit_rows(truth)
+    L, T = _learned_and_truth(learned, truth)
+    alive = _alive(alive, len(L))
+    ax, title = _util.axes(ax), _util.text(title, "title")
     cos = T @ L.T  # (features, latents)
-    alive = np.ones(len(L), bool) if alive is None else np.asarray(_np(alive), bool)
     best = cos.argmax(0)
     order = np.lexsort((-cos.max(0), best, ~alive))  # alive first, then by matched feature
     fig, ax = _axes(ax, (3.4, 2.4))
@@ -714,7 +868,10 @@ def max_cosine_bars(
     *, threshold: float = 0.9, title: str = "",
 ) -> Figure:
     """Per true feature, the best cosine with any learned latent; a dashed line at `threshold`."""
-    best = (_unit_rows(truth) @ _unit_rows(learned).T).max(1)
+    L, T = _learned_and_truth(learned, truth)
+    threshold = _util.number(threshold, "threshold", low=0, high=1)
+    ax, title = _util.axes(ax), _util.text(title, "title")
+    best = (T @ L.T).max(1)
     fig, ax = _axes(ax, (3, 2.2))
     colors = np.where(best > threshold, "#2a788e", "#e76f51")
     ax.bar(np.arange(len(best)), best, color=colors, width=0.85)
@@ -730,9 +887,17 @@ def recovery_curve(
 ) -> Figure:
     """A score against a swept setting: the mean over seeds as a line, each seed as a dot.
 
-    `scores` is (len(values), seeds).
+    `scores` is (len(values), seeds), or (len(values),) for one seed; with `logx` the values
+    must be > 0.
     """
-    values, scores = np.asarray(values, float), _np(scores).reshape(len(values), -1)
+    logx = _util.flag(logx, "logx")
+    values = _array(values, "values", 1, low=0 if logx else -np.inf, low_open=logx)
+    scores = _array(scores, "scores", (1, 2), "(len(values), seeds)")
+    if scores.shape[0] != len(values):
+        raise ValueError(f"scores must be (len(values), seeds) = ({len(values)}, seeds), got {scores.shape}")
+    scores = scores.reshape(len(values), -1)
+    ax, xlabel, ylabel = _util.axes(ax), _util.text(xlabel, "xlabel"), _util.text(ylabel, "ylabel")
+    label, color = _util.optional(_util.text, label, "label"), _util.optional(_util.color, color, "color")
     fig, ax = _axes(ax, (3, 2.4))
     (line,) = ax.plot(values, scores.mean(1), marker="o", ms=3, lw=1.5, color=color, label=label)
     for s in range(scores.shape[1]):

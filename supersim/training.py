@@ -6,41 +6,67 @@ error averaged over batch and features. Every instance of a model is its own mod
 is one number per instance and their sum is what autograd differentiates, so no instance's
 gradient depends on another's. Chapter 4 explains the loss and shows this loop.
 
-`train` runs the plain loop below for any model. For `ToyModel` and `AbsModel` it runs the
-same steps in `supersim/_fast.py` instead, with hand-written gradients, several worker threads
-and random numbers drawn ahead: the same numbers to float rounding (`tests/test_train.py`
-trains both ways and compares them), several times faster (`benchmarks/bench_train.py`).
-What both loops share and no reader needs first (argument checks, the learning-rate
-schedule, the progress bar, snapshots) is set up in `supersim/_setup.py`.
+`train` runs the plain loop below for any model, on batches from a sampler of
+`supersim.data` (`sparse_sampler` unless the caller passes another). For `ToyModel` and
+`AbsModel` it runs the same steps in `supersim/_fast.py` instead, with hand-written
+gradients, several worker threads and its own faster draws of the same sparse features:
+several times faster (`benchmarks/bench_train.py`), and on one sampler's batches the same
+numbers to float rounding (`tests/test_train.py` trains both ways and compares them). What
+both loops share and no reader needs first (argument checks, the learning-rate schedule, the
+progress bar, snapshots) is set up in `supersim/_setup.py`.
+
+Every batch is laid out (batch, instances, features); importance is (instances, features).
 
 Shapes: B = batch, I = instances, F = features, H = hidden.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from . import _fast, _util
-from ._setup import Run, check_model, device_of, per_instance, sparse_batch
+from ._setup import Run, per_instance
 from ._util import Array
+from .data import Sampler, sparse_sampler
 from .models import AbsModel, BatchedModel, ToyModel
+
+__all__ = [
+    "best_of_restarts",
+    "evaluate",
+    "paired_loss",
+    "reconstruction_loss",
+    "stratified_loss",
+    "train",
+]
+
+# `evaluate` works in pieces of at most this many entries, so a big sweep needs no gigabytes
+_PIECE_ENTRIES = 1 << 22
 
 
 def reconstruction_loss(
-    model: BatchedModel, x: torch.Tensor, importance: torch.Tensor
+    model: BatchedModel,
+    x: torch.Tensor,
+    importance: torch.Tensor,
+    *,
+    target: torch.Tensor | None = None,
+    per_example: bool = False,
 ) -> torch.Tensor:
     """Per-instance loss (I,): importance-weighted squared error, averaged
     over batch and features.
 
-    x is a batch (I, B, F) and importance is (I, F); the output is compared
-    with the model's `target` (x for `ToyModel`, abs(x) for `AbsModel`).
+    x is a batch (B, I, F) and importance is (I, F); both move to the
+    model's device and dtype. The output is compared with `target`, by
+    default the model's `target(x)`: x for `ToyModel`, abs(x) for
+    `AbsModel`. `per_example=True` keeps each example's loss: (B, I).
     """
-    _util.check_batch(model, x, importance)
-    out = model.decode(model.encode(x))  # (I, B, F)
-    err = (out - model.target(x)).square()  # (I, B, F)
-    return (importance.unsqueeze(1) * err).mean(dim=(1, 2))
+    x, importance, target = _util.check_batch(model, x, importance, target)
+    per_example = _util.flag(per_example, "per_example")
+    out = model.decode(model.encode(x))  # (B, I, F)
+    if target is None:
+        target = model.target(x)
+    err = importance * (out - target).square()  # (I, F) * (B, I, F)
+    # the mean over features (and over the batch, unless per example)
+    return err.mean(dim=-1) if per_example else err.mean(dim=(0, 2))
 
 
 def train(
@@ -57,7 +83,7 @@ def train(
     progress: bool | None = None,
     threads: int | None = None,
     warmup: int = 0,
-    sampler: Callable[[int, torch.Generator], torch.Tensor] | None = None,
+    sampler: Sampler | None = None,
     snapshot_every: int | None = None,
     snapshots: list | None = None,
     fast: bool = True,
@@ -74,38 +100,44 @@ def train(
 
     Other data: instead of `feature_probability`, pass `sampler`, called as
     `sampler(batch_size, generator)` once per step; it returns the batch as
-    a (batch_size, instances, features) tensor like `sample_features`, and
-    `generator` is a `torch.Generator` seeded from `seed` for its draws
-    (e.g. `data.finite_sampler` for a fixed training set).
+    a (batch_size, instances, features) tensor, and `generator` is a
+    `torch.Generator` seeded from `seed` for its draws (e.g.
+    `data.finite_sampler` for a fixed training set).
 
     Snapshots: with `snapshot_every=k`, `(step, {name: tensor on the CPU})`
     is appended to the list `snapshots` after steps k, 2k, ... (counted
     from 1). The numbers are the same as without snapshots.
 
     `ToyModel` and `AbsModel` take the same steps in `supersim/_fast.py`,
-    several times faster; `fast=False` runs the loop below for them too (on
-    the same batches; equal up to float rounding). Any other module trains
-    through this loop: `supersim.models` says what it must provide.
+    several times faster, drawing their sparse features their own way;
+    `fast=False` runs the loop below for them too (on a sampler's batches
+    the two agree up to float rounding). Any other module trains through
+    this loop: `supersim.models` says what it must provide.
     """
-    run = Run(model, feature_probability, importance, steps, batch_size,
-               lr, weight_decay, schedule, seed, progress, threads, warmup,
-               sampler, snapshot_every, snapshots, fast)
+    run = Run(  # every argument checked, before any work
+        model=model, feature_probability=feature_probability, importance=importance,
+        steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+        schedule=schedule, seed=seed, progress=progress, threads=threads,
+        warmup=warmup, sampler=sampler, snapshot_every=snapshot_every,
+        snapshots=snapshots, fast=fast,
+    )
     with run:  # closes the progress bar however the loop ends
         if fast and type(model) in (ToyModel, AbsModel):  # not subclasses
             return _fast.train(run)  # the same steps, hand-written gradients
-        batches = run.batches()  # each call: the next batch x, (I, B, F)
+        # run.sampler: `sampler`, or data.sparse_sampler(feature_probability)
         opt = torch.optim.AdamW(model.parameters(), lr=lr,
                                 weight_decay=weight_decay)
         with _util.num_threads(run.threads_plain):
             for k in range(steps):
                 for group in opt.param_groups:
                     group["lr"] = run.lr_at(k)  # warmup, constant or cosine
-                loss = reconstruction_loss(model, batches(), run.importance)
+                x = run.sampler(batch_size, run.generator)  # (B, I, F)
+                loss = reconstruction_loss(model, x, run.importance)  # (I,)
                 opt.zero_grad(set_to_none=True)
                 # instances share no parameter: each gets its own gradient
                 loss.sum().backward()
                 opt.step()
-                run.history[k] = loss.detach()  # (I,)
+                run.history[k] = loss.detach()
                 run.after_step(k)  # progress bar and snapshots
         opt.zero_grad(set_to_none=True)  # leave no gradients behind
         return run.history.cpu()
@@ -116,19 +148,31 @@ def evaluate(
     model: BatchedModel, *, feature_probability: float | Array,
     importance: float | Array = 1.0, batch_size: int = 100_000, seed: int = 1234,
 ) -> torch.Tensor:
-    """Per-instance loss (instances,) on one large fresh batch: the number to compare restarts by."""
-    model = check_model(model)
+    """Per-instance loss (instances,) on one large fresh batch: the number to compare restarts by.
+
+    The batch comes from `data.sparse_sampler` with a generator seeded with `seed`, in pieces
+    of a few million entries, so that a big sweep needs no gigabytes of memory.
+    """
+    model = _util.model_of(model)
     batch_size = _util.size(batch_size, "batch_size")
-    gen = torch.Generator(device=device_of(model)).manual_seed(_util.seed(seed))
+    seed = _util.seed(seed)
     p, imp = per_instance(model, feature_probability, importance)
-    # in pieces of at most ~4M entries, so a big sweep does not need gigabytes
-    rows = max(1, min(batch_size, (1 << 22) // p.numel()))
-    total = torch.zeros(model.n_instances, device=p.device)
+    sampler = sparse_sampler(p, *p.shape, signed=bool(model.signed_inputs), device=p.device)
+    gen = torch.Generator(device=p.device).manual_seed(seed)
+    rows = max(1, min(batch_size, _PIECE_ENTRIES // p.numel()))
+    total = 0.0
     for start in range(0, batch_size, rows):
         n = min(rows, batch_size - start)
-        x = sparse_batch(n, p, model.signed_inputs, gen)  # (I, n, F)
-        total += reconstruction_loss(model, x, imp) * n
+        x = _instances_major(sampler(n, gen))  # (n, I, F)
+        total = total + reconstruction_loss(model, x, imp) * n
     return (total / batch_size).cpu()
+
+
+def _instances_major(x: torch.Tensor) -> torch.Tensor:
+    """The same (B, I, F) batch, stored instance by instance: each instance's (B, F) block
+    is then contiguous, as the per-instance matmuls of `encode` and `decode` read it (about
+    twice as fast on a big batch)."""
+    return x.transpose(0, 1).contiguous().transpose(0, 1)
 
 
 def best_of_restarts(loss: Array, n_restarts: int) -> torch.Tensor:
@@ -138,7 +182,7 @@ def best_of_restarts(loss: Array, n_restarts: int) -> torch.Tensor:
     instances axis, one winner per config, as the paper kept the best of several fits.
     """
     n_restarts = _util.size(n_restarts, "n_restarts")
-    loss = _util.float_tensor(loss, "loss", min_dim=1, max_dim=1)
+    loss = _util.float_tensor(loss, "loss", min_dim=1, max_dim=1, shape="1-D, one per instance")
     if loss.numel() % n_restarts:
         raise ValueError(
             f"loss must be 1-D with a length divisible by n_restarts={n_restarts}, "
@@ -160,17 +204,17 @@ def stratified_loss(
     too few collisions to rank solutions whose losses differ by O(p^2); this sees them all.
     Same convention as `evaluate` (mean over features). For up to 12 features.
     """
-    batch_size = _util.size(batch_size, "batch_size")
-    if not isinstance(model, ToyModel):
-        raise ValueError(f"model must be a supersim.ToyModel, got {type(model).__name__}")
+    model = _util.model_of(model, cls=ToyModel)
     if model.n_features > 12:
         raise ValueError(f"model.n_features must be at most 12 (2^n active sets), "
                          f"got {model.n_features}")
+    batch_size = _util.size(batch_size, "batch_size")
     gen = _util.generator(seed)
     p, imp = per_instance(model, feature_probability, importance)
     p = p.double().cpu()
+    # drawn instances-first, as the draws always were, so that a seed keeps its numbers
     shape = (model.n_instances, batch_size, model.n_features)
-    values = torch.rand(shape, generator=gen).to(imp.device)  # (I, B, F)
+    values = torch.rand(shape, generator=gen).to(imp.device).transpose(0, 1)  # (B, I, F)
     total = torch.zeros(model.n_instances, dtype=torch.float64)
     for bits in range(2**model.n_features):
         active = torch.tensor([(bits >> i) & 1 for i in range(model.n_features)]).bool()  # (F,)
@@ -191,13 +235,12 @@ def paired_loss(
     noise of the batch cancels when their losses are compared, which matters when they differ
     by far less than the loss itself. Same convention as `evaluate`.
     """
-    batch_size = _util.size(batch_size, "batch_size")
     model = _util.model_of(model)
-    gen = _util.generator(seed)
+    batch_size = _util.size(batch_size, "batch_size")
+    seed = _util.seed(seed)
     p, imp = per_instance(model, feature_probability, importance)
-    u = torch.rand(1, batch_size, model.n_features, generator=gen).to(p.device)  # (1, B, F)
-    p = p.unsqueeze(1)  # (I, 1, F)
-    x = torch.where(u < p, u / p.clamp_min(1e-12), torch.zeros((), device=p.device))  # (I, B, F)
-    if model.signed_inputs:
-        x = torch.where(x != 0, 2 * x - 1, x)
+    sampler = sparse_sampler(p, *p.shape, signed=bool(model.signed_inputs), same_draws=True,
+                             device=p.device)
+    gen = torch.Generator(device=p.device).manual_seed(seed)
+    x = _instances_major(sampler(batch_size, gen))  # (B, I, F)
     return reconstruction_loss(model, x, imp).cpu()

@@ -34,9 +34,18 @@ if TYPE_CHECKING:  # for the type hints only: ipywidgets is optional and importe
     import numpy as np
     import torch
 
+__all__ = [
+    "figure_png",
+    "Explorer",
+    "sparsity_explorer",
+    "LiveToyModel",
+    "live_toy_model",
+]
+
 
 def figure_png(fig: Figure, dpi: int = 90) -> bytes:
     """PNG bytes of a matplotlib figure (drawn without pyplot, so nothing is shown twice)."""
+    fig, dpi = _util.figure(fig, optional=False), _util.size(dpi, "dpi")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return buf.getvalue()
@@ -64,11 +73,17 @@ class Explorer:
         dpi: int = 90,
         title: str = "",
     ) -> None:
-        if not params:
-            raise ValueError("params must name at least one slider")
+        draw = _util.function(draw, "draw")
+        if not isinstance(params, dict) or not params:
+            raise ValueError(f"params must be a dict naming at least one slider, got {params!r}")
         for name, values in params.items():
-            if len(values) < 1:
-                raise ValueError(f"params[{name!r}] must hold at least one value")
+            _util.text(name, "params' slider names")
+            if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or len(values) < 1:
+                raise ValueError(f"params[{name!r}] must be a list of at least one value, got {values!r}")
+        if not isinstance(figsize, (tuple, list)) or len(figsize) != 2:
+            raise ValueError(f"figsize must be (width, height) in inches, got {figsize!r}")
+        figsize = tuple(_util.number(v, "figsize", low=0, low_open=True) for v in figsize)
+        dpi, title = _util.size(dpi, "dpi"), _util.text(title, "title")
         n_frames = 1
         for values in params.values():
             n_frames *= len(values)
@@ -80,6 +95,11 @@ class Explorer:
 
     def frame(self, index: tuple[int, ...]) -> bytes:
         """PNG of the figure at slider positions `index` (one position per slider), cached."""
+        if not isinstance(index, (tuple, list)) or len(index) != len(self.params):
+            raise ValueError(f"index must be a tuple of {len(self.params)} slider positions, one per"
+                             f" slider, got {index!r}")
+        index = tuple(_util.integer(i, "index", low=0, high=len(v) - 1)
+                      for i, v in zip(index, self.params.values(), strict=True))
         if index not in self._cache:
             values = [v[i] for v, i in zip(self.params.values(), index, strict=True)]
             fig = Figure(figsize=self.figsize)
@@ -202,12 +222,22 @@ def sparsity_explorer(
     """
     from . import plot
 
-    W = W.detach().cpu() if hasattr(W, "detach") else W
+    W = _util.float_tensor(W, "W", min_dim=3, max_dim=3, shape="(instances, hidden, features)")
+    W = W.detach().cpu()
+    feature_probabilities = _util.float_tensor(
+        feature_probabilities, "feature_probabilities", max_dim=1, low=0, high=1, low_open=True
+    ).tolist()
     if len(feature_probabilities) != W.shape[0]:
         raise ValueError(
             f"feature_probabilities must give one value per instance ({W.shape[0]}), "
             f"got {len(feature_probabilities)}"
         )
+    if importance is not None:
+        importance = _util.float_tensor(importance, "importance", max_dim=1, low=0)
+        if len(importance) != W.shape[-1]:
+            got = len(importance)
+            raise ValueError(f"importance must give one value per feature ({W.shape[-1]}), got {got}")
+    title = _util.text(title, "title")
     index = {float(p): k for k, p in enumerate(feature_probabilities)}
 
     def draw(fig: Figure, p: float) -> None:
@@ -242,6 +272,25 @@ def _hex_colors(cmap: str, low: float, high: float, count: int) -> list[str]:
     from matplotlib.colors import to_hex
 
     return [to_hex(colormaps[cmap](low + (high - low) * k / (count - 1))) for k in range(count)]
+
+
+# What the panel can show, by its JavaScript names: RANGES in supersim/live/panel.js, which
+# tests/test_live.py checks these against. The directions view needs m >= 2 and the density
+# slider is log-scaled, so neither m = 1 nor density 0 is a setting the panel can show.
+_LIVE_RANGES = {
+    "n": (2, 8), "m": (2, 3), "density": (0.01, 1.0), "decay": (0.7, 1.0), "lr": (1e-4, 3e-2),
+    "weightDecay": (0.0, 1.0), "batch": (1, 65536), "seed": (0, 2**32 - 1),
+}
+
+
+def _live_integer(value: object, name: str, key: str) -> int:
+    low, high = _LIVE_RANGES[key]
+    return _util.integer(value, name, low=low, high=high)
+
+
+def _live_number(value: object, name: str, key: str) -> float:
+    low, high = _LIVE_RANGES[key]
+    return _util.number(value, name, low=low, high=high)
 
 
 class LiveToyModel:
@@ -299,21 +348,25 @@ def live_toy_model(
     and chapter 4's pentagon: 5 features in 2 dimensions, feature probability 1 - S = 0.1,
     importance 0.9^i. The reader can change n (2 to 8), m (2 or 3), the feature probability
     (1 to 0.01; the panel's slider says "density"), the importance decay (0.7 to 1), the
-    learning rate (with a button for `fast_lr`) and the seed.
+    learning rate (with a button for `fast_lr`) and the seed. Each argument must lie in the
+    range the panel can show (`RANGES` in supersim/live/panel.js, which its controls and its
+    JavaScript `set` keep to as well); anything else raises ValueError.
+
+    At these defaults only some seeds form the pentagon within supersim.train's 10,000 steps;
+    the others settle for two antipodal pairs and drop a feature (chapter 4 counts how many).
     """
     # the JavaScript's option names (supersim/live/toy_model.js), which say "density"
     options = {
-        "n": _util.integer(n_features, "n_features", low=2, high=8),
-        "m": _util.integer(d_hidden, "d_hidden", low=2, high=3),
-        "density": _util.number(feature_probability, "feature_probability", low=0.01, high=1.0),
-        "decay": _util.number(importance_decay, "importance_decay", low=0.7, high=1.0),
-        "lr": _util.number(lr, "lr", low=1e-4, high=3e-2),
-        "weightDecay": _util.number(weight_decay, "weight_decay", low=0.0, high=1.0),
-        "batch": _util.integer(batch_size, "batch_size", low=1, high=65536),
-        # the page's generator takes 32-bit seeds
-        "seed": _util.integer(seed, "seed", low=0, high=2**32 - 1),
+        "n": _live_integer(n_features, "n_features", "n"),
+        "m": _live_integer(d_hidden, "d_hidden", "m"),
+        "density": _live_number(feature_probability, "feature_probability", "density"),
+        "decay": _live_number(importance_decay, "importance_decay", "decay"),
+        "lr": _live_number(lr, "lr", "lr"),
+        "weightDecay": _live_number(weight_decay, "weight_decay", "weightDecay"),
+        "batch": _live_integer(batch_size, "batch_size", "batch"),
+        "seed": _live_integer(seed, "seed", "seed"),  # the page's generator takes 32-bit seeds
     }
-    fast = _util.number(fast_lr, "fast_lr", low=1e-4, high=3e-2)
+    fast = _live_number(fast_lr, "fast_lr", "lr")
     if not isinstance(title, str):
         raise ValueError(f"title must be a string, got {title!r}")
     colors = {

@@ -4,8 +4,13 @@ Every kernel the tests start (nbval's, one per chapter) runs an IPython startup 
 makes `torch.cuda.is_available()` say True on this CPU-only machine: a chapter whose code
 picks CUDA by itself then fails here, as it would on a Colab GPU runtime, instead of later
 for a reader. The book build (`built_book`) runs without it, as `make book` does.
+
+The kernels' connections are encrypted, as in the book build (book/_ext/encrypted_kernels.py),
+and a kernel that executes a notebook gets the build's per-cell timeout (`CELL_TIMEOUT`, from
+`_config.yml`; pyproject.toml gives nbval the same): a guard against hangs, not a budget.
 """
 
+import importlib.util
 import os
 import pathlib
 import subprocess
@@ -13,9 +18,17 @@ import sys
 import tempfile
 
 import pytest
+import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 os.environ.setdefault("SUPERSIM_PROGRESS", "0")
+CELL_TIMEOUT = yaml.safe_load((ROOT / "_config.yml").read_text())["execute"]["timeout"]
+
+_ext = ROOT / "book" / "_ext" / "encrypted_kernels.py"
+_spec = importlib.util.spec_from_file_location("encrypted_kernels", _ext)
+_kernels = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_kernels)
+_kernels.encrypt_kernel_connections()
 
 CLAIM_CUDA = """\
 # Written by supersim's tests/conftest.py: claim a GPU, so that code which picks CUDA by
@@ -51,7 +64,7 @@ def built_book():
     env = plain_env()
     run = subprocess.run(
         [str(jb), "build", str(ROOT), "-W", "--keep-going"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=7200,  # cells have their own
     )
     log = run.stdout + run.stderr
     assert run.returncode == 0, f"jupyter-book build failed:\n{log[-6000:]}"

@@ -28,7 +28,7 @@ import textwrap
 
 import pytest
 import yaml
-from conftest import plain_env
+from conftest import CELL_TIMEOUT, plain_env
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))
@@ -55,14 +55,14 @@ FAKE_COLAB = textwrap.dedent(
 )
 
 RUNNER = textwrap.dedent(
-    """
+    f"""
     import json, sys, nbformat
     from nbclient import NotebookClient
     nb = nbformat.read(sys.argv[1], as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3").execute()
+    NotebookClient(nb, timeout={CELL_TIMEOUT}, kernel_name="python3").execute()
     mimes = [m for c in nb.cells if c.cell_type == "code" for o in c.outputs
-             for m in o.get("data", {})]
-    print(json.dumps({"ok": True, "mimes": sorted(set(mimes))}))
+             for m in o.get("data", {{}})]
+    print(json.dumps({{"ok": True, "mimes": sorted(set(mimes))}}))
     """
 )
 

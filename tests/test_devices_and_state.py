@@ -23,6 +23,7 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
+from conftest import CELL_TIMEOUT
 
 import supersim as ss
 from supersim import plot
@@ -38,7 +39,6 @@ def cuda_claimed(monkeypatch):
 
 def test_nothing_picks_cuda_by_itself(cuda_claimed):
     cpu = torch.device("cpu")
-    assert ss.resolve_device(None) == cpu
     toy, absm = ss.ToyModel(5, 2, 2), ss.AbsModel(4, 3)
     sae = ss.SparseAutoencoder(2, 6, kind="topk", k=2)
     for module in (toy, absm, sae):
@@ -70,6 +70,27 @@ def test_inputs_follow_the_model():
     assert recon.shape == (3, 1, 2) and latents.shape == (3, 1, 4)  # shared, one instance
 
 
+@pytest.mark.parametrize("make", [lambda **kw: ss.ToyModel(5, 2, 3, seed=1, **kw),
+                                  lambda **kw: ss.AbsModel(5, 4, 3, seed=1, **kw)])
+def test_the_loss_and_its_gradients_take_inputs_to_the_model(make):
+    """x and importance (float32 from the samplers, on the CPU) move to the model's dtype and
+    device: a float64 model computes in float64, a model elsewhere computes there."""
+    x = ss.sample_features(16, 0.5, 3, 5, signed=make().signed_inputs, seed=0)  # float32
+    imp = ss.importance_decay(5, 0.9).expand(3, 5)
+    model = make().double()
+    loss = ss.reconstruction_loss(model, x, imp)
+    hand, grads = ss.loss_and_grads(model, x, imp)
+    assert loss.dtype == hand.dtype == torch.float64
+    assert {g.dtype for g in grads.values()} == {torch.float64}
+    exact = ss.reconstruction_loss(model, x.double(), imp.double())
+    assert torch.equal(loss, exact) and torch.allclose(hand, exact.detach(), rtol=1e-12)
+    meta = make(device="meta")  # no GPU needed: a device that holds shapes only
+    loss = ss.reconstruction_loss(meta, x, imp)
+    hand, grads = ss.loss_and_grads(meta, x.tolist(), imp.numpy())
+    assert loss.device.type == hand.device.type == "meta" and loss.shape == hand.shape == (3,)
+    assert all(g.device.type == "meta" for g in grads.values())
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_everything_runs_on_a_gpu_when_asked():
     gpu = torch.device("cuda")
@@ -80,6 +101,7 @@ def test_everything_runs_on_a_gpu_when_asked():
     assert torch.isfinite(loss).all()
     x = ss.sample_features(8, 0.1, 3, 5)  # CPU data, moved by the model
     assert toy(x).device.type == "cuda"
+    assert ss.reconstruction_loss(toy, x, torch.ones(3, 5)).device.type == "cuda"
     acts, dirs, _ = ss.sparse_synthetic(256, 6, 3, feature_probability=0.2)
     sae = ss.SparseAutoencoder(3, 12, kind="topk", k=2, device="cuda")
     ss.train_sae(sae, acts, steps=50)
@@ -240,7 +262,7 @@ def test_the_chapters_kernels_claim_a_gpu():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         "import torch, supersim\nprint(torch.cuda.is_available(), supersim.ToyModel(3, 2).W.device)"
     )])
-    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    nbclient.NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3").execute()
     assert nb.cells[0].outputs[0]["text"].strip() == "True cpu"
 
 

@@ -324,3 +324,10 @@ def test_one_sided_smooth_max_loss_gradient_matches_autograd():
     loss, grad = g.smooth_max_loss(V.detach(), beta, one_sided=True)
     # the same loss through autograd, softening (1 + cos) / 2 with its largest value held
     _assert_matches_autograd(V, (1 + V @ V.transpose(1, 2)) / 2, beta, loss, grad)
+
+
+def test_pack_threads_none_means_torch_setting():
+    """`threads` means the same in pack, train and train_sae: None is torch's own setting."""
+    V = g.pack(12, 3, steps=20, threads=None, seed=0)
+    assert V.shape == (12, 3)
+    assert torch.allclose(V, g.pack(12, 3, steps=20, threads=1, seed=0))  # small: one thread

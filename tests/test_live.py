@@ -1,13 +1,15 @@
 """The in-page trainer (supersim/live/toy_model.js) against torch and against supersim.train.
 
-Runs Node: first its own test file (tests/js/toy_model.test.js) with numbers torch computes
-here, so the JavaScript and torch cannot drift apart; then the JavaScript trainer on the toy
-model of chapter 4, whose geometry and loss must match what `supersim.train` reaches.
+Runs Node: first its own tests (tests/js/*.test.js) with numbers torch and `supersim.train`
+compute here, so the JavaScript and torch cannot drift apart and the panel's seeds form the
+pentagon as often as `supersim.train`'s runs; then the JavaScript trainer on the toy model of
+chapter 4, whose geometry and loss must match what `supersim.train` reaches.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import math
 import os
@@ -22,7 +24,7 @@ import torch
 import supersim as ss
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-JS_TESTS = ROOT / "tests" / "js" / "toy_model.test.js"
+JS_TESTS = sorted((ROOT / "tests" / "js").glob("*.test.js"))
 CLI = ROOT / "tests" / "js" / "train_cli.js"
 train_module = importlib.import_module("supersim._fast")  # BETAS, EPS of the trainer
 
@@ -70,19 +72,36 @@ def _torch_fixture() -> dict:
     return {"grads": grads, "adamw": adamw}
 
 
+PANEL_SEEDS = 32  # seeds 0 to 31 of the panel against as many runs of supersim.train
+
+
+def _seeds_fixture() -> dict:
+    """The panel's starting settings, and in how many of PANEL_SEEDS runs `ss.train` forms
+    the pentagon at them, for tests/js/seeds.test.js to compare the panel's seeds with."""
+    options = ss.widgets.live_toy_model().config["options"]
+    steps = inspect.signature(ss.train).parameters["steps"].default
+    model = ss.ToyModel(options["n"], options["m"], n_instances=PANEL_SEEDS, seed=0)
+    ss.train(model, feature_probability=options["density"],
+             importance=ss.importance_decay(options["n"], options["decay"]), steps=steps,
+             batch_size=options["batch"], lr=options["lr"], weight_decay=options["weightDecay"], seed=0)
+    count = sum(not _geometry_problems(W, 0.1) for W in model.W.detach())
+    return {"options": options, "steps": steps, "seeds": PANEL_SEEDS, "train_count": count}
+
+
 def test_javascript_unit_tests_pass_against_torch(node, tmp_path):
-    fixture = tmp_path / "torch_fixture.json"
+    fixture, seeds = tmp_path / "torch_fixture.json", tmp_path / "seeds_fixture.json"
     fixture.write_text(json.dumps(_torch_fixture()))
+    seeds.write_text(json.dumps(_seeds_fixture()))
     run = subprocess.run(
-        [node, "--test", str(JS_TESTS)], capture_output=True, text=True, timeout=300,
-        env={**os.environ, "SUPERSIM_TORCH_FIXTURE": str(fixture)},
+        [node, "--test", *map(str, JS_TESTS)], capture_output=True, text=True, timeout=900,
+        env={**os.environ, "SUPERSIM_TORCH_FIXTURE": str(fixture), "SUPERSIM_SEEDS_FIXTURE": str(seeds)},
     )
     report = run.stdout + run.stderr
     assert run.returncode == 0, f"node --test failed:\n{report[-6000:]}"
     # every test ran, the torch comparisons included
     assert re.search(r"^# fail 0$", report, re.M) and re.search(r"^# skipped 0$", report, re.M), report
     passed = int(re.search(r"^# pass (\d+)$", report, re.M).group(1))
-    assert passed == len(re.findall(r"^test\(", JS_TESTS.read_text(), re.M)), report
+    assert passed == sum(len(re.findall(r"^test\(", f.read_text(), re.M)) for f in JS_TESTS), report
 
 
 def test_javascript_constants_are_supersim_trains():
@@ -251,3 +270,39 @@ def test_live_panel_colours_are_the_static_figures():
 def test_live_panel_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ss.widgets.live_toy_model(**kwargs)
+
+
+# the Python argument of live_toy_model for each of the panel's settings (panel.js's RANGES)
+_ARGUMENTS = {"n": "n_features", "m": "d_hidden", "density": "feature_probability",
+              "decay": "importance_decay", "lr": "lr", "weightDecay": "weight_decay",
+              "batch": "batch_size", "seed": "seed"}
+
+
+def test_live_panel_takes_what_the_page_can_show(node):
+    """live_toy_model accepts exactly the ranges the panel's JavaScript accepts (RANGES)."""
+    panel = json.dumps(str(ROOT / "supersim" / "live" / "panel.js"))
+    script = f"process.stdout.write(JSON.stringify(require({panel}).RANGES))"
+    run = subprocess.run([node, "-e", script], capture_output=True, text=True, check=True)
+    ranges = json.loads(run.stdout)
+    assert set(ranges) == set(_ARGUMENTS)
+    for key, (low, high) in ranges.items():
+        name = _ARGUMENTS[key]
+        integer = key in ("n", "m", "batch", "seed")
+        step = 1 if integer else 1e-9 * max(1.0, high)
+        for good in (low, high):
+            assert ss.widgets.live_toy_model(**{name: good}).config["options"][key] == good
+        for bad in (low - step, high + step):
+            with pytest.raises(ValueError, match=rf"^{name} must be .* in \[") as err:
+                ss.widgets.live_toy_model(**{name: bad})
+            said = re.search(r"in \[([^,]+), ([^\]]+)\]", str(err.value))  # names the allowed range
+            assert (float(said[1]), float(said[2])) == (low, high), str(err.value)
+    # the faster preset is a learning rate too
+    with pytest.raises(ValueError, match="fast_lr"):
+        ss.widgets.live_toy_model(fast_lr=ranges["lr"][1] * 2)
+
+
+def test_chapter_4_counts_as_many_runs_as_the_panel_seeds_tested():
+    """Chapter 4 says the tests train "as many" of the panel's seeds as it trains runs."""
+    cells = json.loads((ROOT / "book" / "04_toy_superposition.ipynb").read_text())["cells"]
+    source = "".join(next(c for c in cells if c.get("id") == "cell-13-live-seeds")["source"])
+    assert re.search(rf"ss\.ToyModel\([^)]*n_instances={PANEL_SEEDS}\b", source), source

@@ -52,17 +52,50 @@ def test_relu_pair_computes_abs_exactly():
 
 @pytest.mark.parametrize("make", [lambda: ss.ToyModel(5, 3, 4, hidden_relu=True),
                                   lambda: ss.AbsModel(5, 3, 4)])
-def test_encode_and_decode_are_the_instances_first_forward_pass(make):
+def test_encode_and_decode_are_the_forward_pass_in_the_public_layout(make):
     m = make()
     x = torch.rand(7, 4, 5) * 2 - 1  # (B, I, F)
-    h = m.encode(x.transpose(0, 1))  # (I, B, H)
-    assert h.shape == (4, 7, 3) and torch.equal(h.transpose(0, 1), m.hidden(x))
-    assert torch.equal(m.decode(h).transpose(0, 1), m(x))
+    h = m.encode(x)  # (B, I, H)
+    assert h.shape == (7, 4, 3) and torch.equal(h, m.hidden(x))
+    assert torch.equal(m.decode(h), m(x))
+    k = 1  # instance k on its own, one example at a time
+    W1 = m.W if isinstance(m, ss.ToyModel) else m.W1
+    assert torch.allclose(h[:, k], torch.relu(x[:, k] @ W1[k].T), atol=1e-6)
     assert isinstance(m, ss.models.BatchedModel)
-    with pytest.raises(ValueError, match=r"x must have shape \(batch, 4, 5\)"):
-        m(torch.zeros(7, 4, 6))
-    with pytest.raises(ValueError, match="x must have shape"):
-        m.hidden(torch.zeros(4, 5))
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        # the instances-first layout of old, (I, B, F), is named as a mistake
+        (lambda m: m(torch.zeros(4, 7, 5)),
+         r"x must be a batch laid out \(batch, instances, features\) = \(B, 4, 5\), got shape \(4, 7, 5\)"),
+        (lambda m: m.encode(torch.zeros(4, 7, 5)), r"x must be a batch laid out \(batch, instances"),
+        (lambda m: m.hidden(torch.zeros(4, 5)), r"x must be a batch laid out"),
+        (lambda m: m.decode(torch.zeros(7, 4, 5)),
+         r"h must be a batch laid out \(batch, instances, hidden\) = \(B, 4, 3\)"),
+        (lambda m: m(torch.zeros(0, 4, 5)), "x must hold at least one example"),
+        (lambda m: m(torch.full((2, 4, 5), float("nan"))), "x must be finite"),
+        (lambda m: m(torch.ones(2, 4, 5, dtype=torch.bool)), "x must hold real numbers"),
+        (lambda m: m("x"), "x must be a tensor or an array"),
+        (lambda m: m.as_batch(torch.zeros(2, 4, 5), axis="batch"), "axis must be"),
+    ],
+)
+def test_a_batch_that_does_not_fit_names_the_argument_and_layout(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(ss.ToyModel(5, 3, 4))
+    with pytest.raises(ValueError, match=match):
+        call(ss.AbsModel(5, 3, 4))
+
+
+def test_inputs_follow_the_model_dtype_and_device():
+    m = ss.ToyModel(5, 3, 4, seed=1).double()
+    x = torch.rand(6, 4, 5)  # float32, as the samplers draw
+    assert m(x).dtype == torch.float64 and m.encode(x.tolist()).dtype == torch.float64
+    assert torch.allclose(m(x), m(x.double()), rtol=0, atol=0)
+    meta = ss.ToyModel(5, 3, 4, device="meta")
+    out = meta(x)  # moved to the model's device: no values, but the right shape
+    assert out.device.type == "meta" and out.shape == (6, 4, 5)
 
 
 def test_a_new_model_needs_only_encode_and_decode():
@@ -73,10 +106,10 @@ def test_a_new_model_needs_only_encode_and_decode():
             self.B = torch.nn.Parameter(torch.randn(3, 4, 2))
 
         def encode(self, x):
-            return torch.bmm(x, self.A.transpose(1, 2))
+            return torch.einsum("bif,ihf->bih", self.as_batch(x), self.A)
 
         def decode(self, h):
-            return torch.bmm(h, self.B.transpose(1, 2))
+            return torch.einsum("bih,ifh->bif", self.as_batch(h, "h", "hidden"), self.B)
 
     m = Untied()
     x = torch.rand(6, 3, 4)
@@ -116,7 +149,7 @@ def test_bad_input(args, kwargs, match):
 
 
 def test_wrong_input_shape():
-    with pytest.raises(ValueError, match="x must have shape"):
+    with pytest.raises(ValueError, match="x must be a batch laid out"):
         ss.ToyModel(5, 2, 3)(torch.rand(4, 5))
     with pytest.raises(ValueError, match="n_features"):
         ss.AbsModel(0, 2)

@@ -303,3 +303,62 @@ def test_polysemanticity_bars_stack_to_one():
         plot.polysemanticity_bars(n_eff, labels=["one"])
     with pytest.raises(ValueError, match="names"):
         plot.polysemanticity_bars(n_eff, labels=["a", "b"], names=["x"])
+
+
+def test_no_superposition_loss_is_the_mean_over_features_of_the_dropped_costs():
+    """p/3 - p^2/4 per dropped feature (E x^2 - (E|x|)^2 for x = 0 w.p. 1 - p, else U[-1, 1]),
+    weighted by importance, divided by n: with equal importance, (n - m/2) of them."""
+    imp = ss.importance_decay(10, 0.8)
+    p = torch.tensor([1.0, 0.1, 0.01])[:, None]
+    got = neurons.no_superposition_loss(10, 6, p, imp)
+    want = (p / 3 - p**2 / 4) * imp[3:].sum() / 10
+    assert got.shape == (3,)
+    assert torch.allclose(got, want.squeeze(1).float(), rtol=1e-6)
+    # an odd neuron serves nothing; equal importance: the cost of n - m//2 features
+    flat = neurons.no_superposition_loss(8, 5, 0.5)
+    assert torch.allclose(flat, torch.tensor([6 * (0.5 / 3 - 0.25 / 4) / 8]))
+    # with probabilities that differ, the most costly features are the ones served
+    pf = torch.tensor([0.1, 0.9, 0.5, 0.2])
+    cost = pf / 3 - pf**2 / 4
+    assert torch.allclose(neurons.no_superposition_loss(4, 4, pf), (cost[0] + cost[3]) / 4)
+
+
+def test_no_superposition_model_is_the_closed_form_by_evaluate():
+    imp = ss.importance_decay(12, 0.8)
+    p = torch.tensor([1.0, 0.1, 0.02])[:, None]
+    model = neurons.no_superposition_model(12, 8, p, imp)
+    assert isinstance(model, ss.AbsModel) and model.n_instances == 3 and model.leak == 0
+    closed = neurons.no_superposition_loss(12, 8, p, imp)
+    got = ss.evaluate(model, feature_probability=p, importance=imp, batch_size=400_000, seed=1)
+    assert torch.allclose(got, closed, rtol=0.02), (got, closed)
+    # it computes both sides of the four most important features exactly, nothing else
+    sides = neurons.computed_sides(model)
+    assert sides.shape == (3, 12, 2)
+    assert sides[:, :4].all() and not sides[:, 4:].any()
+    x = torch.linspace(-1, 1, 9)[:, None, None] * torch.eye(12)[0]  # feature 0 alone
+    assert torch.allclose(model(x.expand(9, 3, 12))[..., 0], x[..., 0].abs().expand(9, 3))
+    # a dropped output is the constant p/2, its best guess
+    assert torch.allclose(model.b[:, 4:], (p / 2).expand(3, 8))
+
+
+def test_computed_sides_tells_the_sides_apart():
+    model = neurons.no_superposition_model(5, 4, 0.5)
+    with torch.no_grad():
+        model.W1[0, 1].zero_()  # feature 0 loses its negative-side neuron
+        model.W2[0, 1, 2] = 0.5  # feature 1's positive side at half gain: error 1/12 > tol
+    sides = neurons.computed_sides(model)[0]
+    assert sides[0].tolist() == [True, False]
+    assert sides[1].tolist() == [False, True]
+    assert not sides[2:].any()
+    loose = neurons.computed_sides(model, tolerance=0.1)[0]  # 1/12 passes a loose tolerance
+    assert loose[1].tolist() == [True, True]
+
+
+def test_leaky_output_passes_negative_pre_activations_at_its_slope():
+    model = ss.AbsModel(3, 2, 1, leak=0.25, seed=0)
+    h = torch.tensor([[[1.0, 2.0]]])
+    pre = torch.einsum("bih,ifh->bif", h, model.W2) + model.b
+    assert torch.allclose(model.decode(h), torch.where(pre > 0, pre, 0.25 * pre))
+    model.leak = 0
+    assert torch.allclose(model.decode(h), pre.relu())
+    assert "leak" not in repr(model)

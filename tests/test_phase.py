@@ -281,28 +281,19 @@ def test_correlated_bad_input(kwargs, match):
         ss.sample_correlated_features(**kwargs)
 
 
-def test_train_with_sampler_learns_and_is_deterministic():
+def test_training_on_correlated_features_learns_and_is_deterministic():
+    # chapter 4's page on non-uniform superposition trains on correlated pairs through a sampler
     def sampler(batch, gen):
         return ss.sample_correlated_features(batch, 0.1, 3, n_correlated=2, generator=gen)
 
     runs = []
     for _ in range(2):
         model = ss.ToyModel(4, 2, n_instances=3, seed=5)
-        hist = phase.train_with_sampler(model, sampler, steps=300, lr=1e-2, seed=2)
+        hist = ss.train(model, sampler=sampler, steps=300, lr=1e-2, seed=2, progress=False)
         runs.append((model.W.detach().clone(), hist))
     assert runs[0][1].shape == (300, 3)
     assert torch.equal(runs[0][0], runs[1][0])
     assert (runs[0][1][-50:].mean(0) < runs[0][1][:10].mean(0)).all(), "the loss should fall"
-
-
-def test_train_with_sampler_bad_input():
-    model = ss.ToyModel(4, 2, n_instances=3)
-    with pytest.raises(ValueError, match="sampler must return shape"):
-        phase.train_with_sampler(model, lambda b, g: torch.zeros(b, 3, 5), steps=2)
-    with pytest.raises(ValueError, match="model"):
-        phase.train_with_sampler(ss.AbsModel(2, 2), lambda b, g: torch.zeros(b, 1, 2), steps=2)
-    with pytest.raises(ValueError, match="steps"):
-        phase.train_with_sampler(model, lambda b, g: torch.zeros(b, 3, 4), steps=0)
 
 
 # --- figures ------------------------------------------------------------------------------

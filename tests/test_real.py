@@ -6,6 +6,7 @@ These tests need the optional `real` extra. Without it they are skipped on a lap
 
 import importlib.util
 import os
+import subprocess
 import sys
 
 import pytest
@@ -45,10 +46,81 @@ def test_a_missing_extra_says_how_to_install_it(monkeypatch):
         real.load_model()
 
 
-def test_loading_switches_the_hub_off(encoder):
-    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
+def test_loading_refuses_an_edited_config_or_tokenizer(monkeypatch):
+    for name in ("config.json", "vocab.txt"):
+        monkeypatch.setitem(real.FILES_SHA256, name, "0" * 64)
+        with pytest.raises(RuntimeError, match=f"{name} is not the file"):
+            real.load_model()
+        monkeypatch.undo()
+
+
+def test_the_loaded_model_is_in_eval_mode(encoder):
     assert not encoder.model.training
     assert "6 layers, residual 384, MLP 1536" in repr(encoder)
+
+
+@pytest.fixture
+def hub_online(monkeypatch):
+    """A process with the hub online: no HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE=0."""
+    import huggingface_hub.constants as hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "0")
+    monkeypatch.setattr(hub, "HF_HUB_OFFLINE", False)
+    return hub
+
+
+def _spy_on_loading(monkeypatch, hub, fail=False):
+    """Record the offline switches when the weights load (and fail there if asked)."""
+    import transformers
+
+    seen, load = [], transformers.AutoModel.from_pretrained
+
+    def spy(*args, **kwargs):
+        env = (os.environ.get("HF_HUB_OFFLINE"), os.environ.get("TRANSFORMERS_OFFLINE"))
+        seen.append((*env, hub.is_offline_mode()))
+        if fail:
+            raise OSError("a broken install")
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", spy)
+    return seen
+
+
+def test_loading_is_offline_and_puts_the_switches_back(monkeypatch, hub_online):
+    # the libraries are already imported here: their constant is switched, not only the variables
+    seen = _spy_on_loading(monkeypatch, hub_online)
+    real.load_model()
+    assert seen == [("1", "1", True)]
+    assert "HF_HUB_OFFLINE" not in os.environ and os.environ["TRANSFORMERS_OFFLINE"] == "0"
+    assert hub_online.HF_HUB_OFFLINE is False and not hub_online.is_offline_mode()
+
+
+def test_a_failed_load_puts_the_switches_back_too(monkeypatch, hub_online):
+    seen = _spy_on_loading(monkeypatch, hub_online, fail=True)
+    with pytest.raises(OSError, match="a broken install"):
+        real.load_model()
+    assert seen == [("1", "1", True)]
+    assert "HF_HUB_OFFLINE" not in os.environ and os.environ["TRANSFORMERS_OFFLINE"] == "0"
+    assert hub_online.HF_HUB_OFFLINE is False
+
+
+def test_loading_first_imports_the_libraries_online_and_leaves_them_so(tmp_path):
+    # a fresh process that has not imported the Hugging Face libraries before load_model
+    script = (
+        "import os, sys\n"
+        "from supersim import real\n"
+        "assert 'huggingface_hub' not in sys.modules\n"
+        "real.load_model()\n"
+        "import huggingface_hub.constants as hub\n"
+        "print(os.environ.get('HF_HUB_OFFLINE'), os.environ.get('TRANSFORMERS_OFFLINE'),"
+        " hub.is_offline_mode())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split() == ["None", "None", "False"]
 
 
 def test_capture_keeps_one_row_per_real_token(encoder):

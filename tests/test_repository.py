@@ -102,6 +102,19 @@ def test_launch_buttons_point_at_main():
     assert config["execute"]["raise_on_error"] is True
 
 
+def test_one_cell_timeout_far_above_any_honest_cell():
+    """The book build and nbval share one per-cell timeout, a guard against hangs (10+ minutes).
+
+    It is not the speed budget (benchmarks/bench_chapters.py keeps that): a slow or busy
+    machine must still build the book.
+    """
+    build = yaml.safe_load((ROOT / "_config.yml").read_text())["execute"]["timeout"]
+    addopts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["addopts"]
+    nbval = re.findall(r"--nbval-cell-timeout[= ](\d+)", addopts)
+    assert nbval == [str(build)], f"pyproject's --nbval-cell-timeout {nbval} is not _config.yml's {build}"
+    assert build >= 600, f"a per-cell timeout of {build} s would fail a busy machine's build"
+
+
 def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()

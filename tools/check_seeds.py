@@ -22,7 +22,16 @@ import sys
 import time
 
 import nbformat
+import yaml
 from nbclient import NotebookClient
+from traitlets.config import Config
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# The book build's per-cell timeout: a guard against a hung kernel, not a speed budget.
+CELL_TIMEOUT = yaml.safe_load((ROOT / "_config.yml").read_text())["execute"]["timeout"]
+# The kernels encrypt their connection (CurveZMQ), as in the book build; see
+# book/_ext/encrypted_kernels.py.
+KERNEL_CONFIG = Config({"KernelManager": {"transport_encryption": "auto"}})
 
 
 def run_with_seed(path: pathlib.Path, seed: int) -> tuple[float, list[tuple[int, str, str]]]:
@@ -40,8 +49,8 @@ def run_with_seed(path: pathlib.Path, seed: int) -> tuple[float, list[tuple[int,
             swapped += n
     if not swapped:  # a run that changes nothing would report "ok" for nothing
         raise SystemExit(f"{path}: no `SEED = 0` line and no `seed=0` to swap")
-    client = NotebookClient(nb, timeout=1200, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", allow_errors=True,
+                            config=KERNEL_CONFIG, resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     client.execute()
     errors = [(i, out.ename, out.evalue.splitlines()[0] if out.evalue else "")

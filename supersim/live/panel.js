@@ -6,12 +6,104 @@
 // JavaScript API on `element.liveToyModel` (documented in book/api.md). Colours come from
 // `config.colors`, sampled from matplotlib by supersim.widgets so that the panel matches the
 // book's static figures.
-(function (root) {
+//
+// The parts that need no page (the settings the panel can show, the steps/s meter and the
+// play loop) are plain functions, which Node's tests require (tests/js/panel.test.js).
+(function (root, factory) {
+  var api = factory(root);
+  if (typeof module === "object" && module.exports) module.exports = api;
+  else root.SupersimLive = api;
+})(typeof self !== "undefined" ? self : this, function (root) {
   "use strict";
-  var TM = root.SupersimToyModel;
   var STEPS_PER_SLICE = 25, FRAME_BUDGET_MS = 10; // leaves most of a 60 Hz frame to the page
+  var RATE_WINDOW_MS = 1000; // steps/s: steps done over the last second of wall-clock time
   var BLOCK = 10, MAX_POINTS = 400; // loss curve: mean loss per block of steps
-  var DENSITY_MIN = 0.01, LR_MIN = 1e-4, LR_MAX = 3e-2, SLIDER = 200;
+  var SLIDER = 200; // positions of the log-scale sliders
+
+  // What the panel can show, and so what `set` and the controls accept (supersim.widgets.
+  // live_toy_model checks the same ranges): the directions view draws hidden dimensions 1
+  // and 2, so m >= 2; the density slider is log-scaled, so density > 0.
+  var RANGES = {
+    n: [2, 8], m: [2, 3], density: [0.01, 1], decay: [0.7, 1], lr: [1e-4, 3e-2],
+    weightDecay: [0, 1], batch: [1, 65536], seed: [0, 4294967295],
+  };
+  var INTEGERS = { n: true, m: true, batch: true, seed: true };
+
+  // Throw a RangeError naming the first setting the panel cannot show; return the changes.
+  function checkChanges(changes) {
+    if (changes === null || typeof changes !== "object") {
+      throw new RangeError("changes must be an object such as {density: 0.3}, got " + changes);
+    }
+    Object.keys(changes).forEach(function (key) {
+      var lim = RANGES[key], v = changes[key];
+      if (!lim) {
+        throw new RangeError("unknown setting " + JSON.stringify(key) + ": the panel takes " +
+          Object.keys(RANGES).join(", "));
+      }
+      var ok = typeof v === "number" && v >= lim[0] && v <= lim[1] &&
+        (INTEGERS[key] ? Number.isInteger(v) : isFinite(v));
+      if (!ok) {
+        throw new RangeError(key + " must be " + (INTEGERS[key] ? "an integer" : "a number") +
+          " in [" + lim[0] + ", " + lim[1] + "], got " + v);
+      }
+    });
+    return changes;
+  }
+
+  // Steps per second of wall-clock time: the steps done between the oldest sample of the last
+  // RATE_WINDOW_MS and now, over the time between them, so that drawing and the wait for the
+  // next frame count as well as training. `sample(t, steps)` returns the rate (0 until time
+  // has passed); a step count that goes down (a reset) or `restart()` starts a new window.
+  function RateMeter(windowMs) {
+    this.windowMs = windowMs || RATE_WINDOW_MS;
+    this.restart();
+  }
+
+  RateMeter.prototype.restart = function () { this.samples = []; };
+
+  RateMeter.prototype.sample = function (t, steps) {
+    var s = this.samples;
+    if (s.length && steps < s[s.length - 1][1]) s.length = 0;
+    s.push([t, steps]);
+    while (s.length > 2 && t - s[1][0] >= this.windowMs) s.shift(); // keep a full window
+    var dt = t - s[0][0];
+    return dt > 0 ? 1000 * (steps - s[0][1]) / dt : 0;
+  };
+
+  // The play loop: once per animation frame, measure the rate, train slices of
+  // STEPS_PER_SLICE steps for about FRAME_BUDGET_MS, then draw. `hooks` gives it the world:
+  // now() in ms, schedule(fn) for the next frame, train(k), steps(), draw(), visible().
+  function Player(hooks) {
+    this.hooks = hooks;
+    this.playing = false;
+    this.rate = 0;
+    this.meter = new RateMeter();
+    var self = this;
+    this._frame = function () { self.frame(); };
+  }
+
+  Player.prototype.play = function () {
+    if (this.playing) return;
+    this.playing = true; this.rate = 0; this.meter.restart();
+    this.hooks.schedule(this._frame);
+  };
+
+  Player.prototype.pause = function () { this.playing = false; this.rate = 0; };
+
+  Player.prototype.frame = function () {
+    var h = this.hooks;
+    if (!this.playing) return;
+    if (h.visible()) {
+      var t0 = h.now();
+      this.rate = this.meter.sample(t0, h.steps());
+      do h.train(STEPS_PER_SLICE); while (h.now() - t0 < FRAME_BUDGET_MS);
+      h.draw();
+    } else {
+      this.meter.restart(); // a panel out of sight does not train: that time is not counted
+      this.rate = 0;
+    }
+    h.schedule(this._frame);
+  };
 
   function el(tag, attrs, parent) {
     var node = document.createElement(tag);
@@ -52,11 +144,8 @@
 
   function mount(rootEl, config) {
     var colors = config.colors;
-    var trainer = new TM.Trainer(config.options);
-    var state = {
-      playing: false, visible: true, blockSum: 0, blockLeft: BLOCK, block: BLOCK,
-      curve: [], marks: [], frames: 0, rate: 0,
-    };
+    var trainer = new root.SupersimToyModel.Trainer(checkChanges(Object.assign({}, config.options)));
+    var state = { visible: true, blockSum: 0, blockLeft: BLOCK, block: BLOCK, curve: [], marks: [], frames: 0 };
     rootEl.innerHTML = "";
     rootEl.style.cssText += ";font:12px/1.4 sans-serif;color:#222;border:1px solid #ddd;" +
       "border-radius:4px;padding:8px;margin:8px 0;max-width:760px;background:#fcfcfc";
@@ -70,32 +159,46 @@
       wrap.appendChild(document.createTextNode(label + " "));
       var input = el("input", { type: "range", min: min, max: max, step: step, "data-control": key,
         style: "width:110px;vertical-align:middle" }, wrap);
-      values[key] = el("span", { style: "display:inline-block;min-width:3.2em;margin-left:3px" }, wrap);
+      values[key] = el("span", { style: "display:inline-block;min-width:4.2em;margin-left:3px;" +
+        "font-variant-numeric:tabular-nums" }, wrap);
       inputs[key] = input;
       return input;
     }
-    slider("n", "features n", 2, 8, 1);
+    // every control's range lies inside RANGES, so no position of one is a setting the panel cannot show
+    slider("n", "features n", RANGES.n[0], RANGES.n[1], 1);
     var mWrap = el("label", { style: "white-space:nowrap" }, controls);
     mWrap.appendChild(document.createTextNode("hidden m "));
     inputs.m = el("select", { "data-control": "m" }, mWrap);
-    [2, 3].forEach(function (m) { el("option", { value: m, text: String(m) }, inputs.m); });
-    slider("density", "density 1 - S", 0, SLIDER, 1);
-    slider("decay", "importance decay", 0.7, 1, 0.01);
-    slider("lr", "learning rate", 0, SLIDER, 1);
+    for (var m = RANGES.m[0]; m <= RANGES.m[1]; m++) el("option", { value: m, text: String(m) }, inputs.m);
+    slider("density", "density 1 - S", 0, SLIDER, 1); // log scale, 1 (left) to RANGES.density[0]
+    slider("decay", "importance decay", RANGES.decay[0], RANGES.decay[1], 0.01);
+    slider("lr", "learning rate", 0, SLIDER, 1); // log scale over RANGES.lr
     var seedWrap = el("label", { style: "white-space:nowrap" }, controls);
     seedWrap.appendChild(document.createTextNode("seed "));
-    inputs.seed = el("input", { type: "number", min: 0, step: 1, "data-control": "seed",
-      style: "width:4.5em" }, seedWrap);
+    inputs.seed = el("input", { type: "number", min: RANGES.seed[0], max: RANGES.seed[1], step: 1,
+      "data-control": "seed", style: "width:4.5em" }, seedWrap);
 
     var buttons = el("div", { style: "margin:6px 0;display:flex;flex-wrap:wrap;gap:6px;align-items:center" }, rootEl);
-    var play = el("button", { type: "button", "data-action": "play", text: "\u25b6 play" }, buttons);
+    // one width for "play" and "pause", so that the buttons after it never move
+    var play = el("button", { type: "button", "data-action": "play", text: "\u25b6 play",
+      style: "width:6.5em" }, buttons);
     var stepBtn = el("button", { type: "button", "data-action": "step", text: "+100 steps" }, buttons);
     var reset = el("button", { type: "button", "data-action": "reset", text: "reset" }, buttons);
     var fast = el("button", { type: "button", "data-action": "fast",
       text: "faster preset: lr " + fmt(config.fastLr) }, buttons);
     var paper = el("button", { type: "button", "data-action": "paper",
       text: "paper's lr " + fmt(config.options.lr) }, buttons);
-    var status = el("span", { "data-role": "status", style: "margin-left:6px;color:#444" }, buttons);
+    // The status line has a fixed layout: one line of reserved height that never wraps, and
+    // numbers in fixed-width fields of tabular digits, so nothing below it moves while it counts.
+    var status = el("div", { "data-role": "status", style: "height:1.4em;line-height:1.4em;" +
+      "white-space:nowrap;overflow:hidden;text-overflow:ellipsis;color:#444;" +
+      "font-variant-numeric:tabular-nums;margin:0 0 4px" }, rootEl);
+    function field(label, width) {
+      status.appendChild(document.createTextNode(label));
+      return el("span", { style: "display:inline-block;min-width:" + width }, status);
+    }
+    var fields = { step: field("step ", "8ch"), loss: field(" \u00b7 loss ", "8ch"), rate: field(" \u00b7 ", "14ch") };
+    fields.rate.setAttribute("data-role", "rate");
 
     var views = el("div", { style: "display:flex;flex-wrap:wrap" }, rootEl);
     var dirs = canvas(views, 150, 150, "directions W_i (bright: important)");
@@ -107,9 +210,9 @@
       var o = trainer.options;
       inputs.n.value = o.n; values.n.textContent = o.n;
       inputs.m.value = String(o.m);
-      inputs.density.value = toLog(o.density, 1, DENSITY_MIN); values.density.textContent = fmt(o.density);
+      inputs.density.value = toLog(o.density, 1, RANGES.density[0]); values.density.textContent = fmt(o.density);
       inputs.decay.value = o.decay; values.decay.textContent = fmt(o.decay);
-      inputs.lr.value = toLog(o.lr, LR_MIN, LR_MAX); values.lr.textContent = fmt(o.lr);
+      inputs.lr.value = toLog(o.lr, RANGES.lr[0], RANGES.lr[1]); values.lr.textContent = fmt(o.lr);
       inputs.seed.value = o.seed;
     }
 
@@ -146,6 +249,7 @@
     }
 
     function change(changes) {
+      checkChanges(changes); // before anything changes: a rejected call leaves the panel as it was
       var before = trainer.steps, seedChanged = "seed" in changes && changes.seed !== trainer.options.seed;
       trainer.set(changes);
       if (seedChanged) clearCurve();
@@ -157,24 +261,20 @@
       state.curve = []; state.marks = []; state.block = BLOCK; state.blockLeft = BLOCK; state.blockSum = 0;
     }
 
-    function frame() {
-      if (!state.playing) return;
-      if (state.visible) {
-        var t0 = performance.now(), done = 0;
-        do { advance(STEPS_PER_SLICE); done += STEPS_PER_SLICE; }
-        while (performance.now() - t0 < FRAME_BUDGET_MS);
-        var dt = performance.now() - t0;
-        state.rate = 0.9 * state.rate + 0.1 * (1000 * done / Math.max(dt, 1e-3));
-        draw();
-      }
-      root.requestAnimationFrame(frame);
-    }
+    var player = new Player({
+      now: function () { return root.performance.now(); },
+      schedule: function (fn) { root.requestAnimationFrame(fn); },
+      train: advance,
+      steps: function () { return trainer.steps; },
+      draw: draw,
+      visible: function () { return state.visible; },
+    });
 
     function setPlaying(on) {
-      if (on === state.playing) return;
-      state.playing = on;
+      if (on === player.playing) return;
+      if (on) player.play(); else player.pause();
       play.textContent = on ? "\u275a\u275a pause" : "\u25b6 play";
-      if (on) root.requestAnimationFrame(frame);
+      draw();
     }
 
     // ---- drawing ------------------------------------------------------------------------
@@ -258,9 +358,10 @@
       var cols = importanceColors();
       drawDirections(cols); drawGram(); drawDims(cols); drawCurve();
       var loss = trainer.lastLoss;
-      status.textContent = "step " + trainer.steps.toLocaleString("en-US") +
-        (isFinite(loss) ? " \u00b7 loss " + loss.toPrecision(3) : "") +
-        (state.playing && state.rate ? " \u00b7 " + Math.round(state.rate).toLocaleString("en-US") + " steps/s" : "");
+      fields.step.textContent = trainer.steps.toLocaleString("en-US");
+      fields.loss.textContent = isFinite(loss) ? loss.toPrecision(3) : "\u2013";
+      fields.rate.textContent = (player.playing && player.rate > 0 ?
+        Math.round(player.rate).toLocaleString("en-US") : "\u2013") + " steps/s";
       state.frames += 1;
     }
 
@@ -268,17 +369,18 @@
     inputs.n.addEventListener("input", function () { change({ n: +inputs.n.value }); });
     inputs.m.addEventListener("change", function () { change({ m: +inputs.m.value }); });
     inputs.density.addEventListener("input", function () {
-      change({ density: fromLog(+inputs.density.value, 1, DENSITY_MIN) });
+      change({ density: fromLog(+inputs.density.value, 1, RANGES.density[0]) });
     });
     inputs.decay.addEventListener("input", function () { change({ decay: +inputs.decay.value }); });
-    inputs.lr.addEventListener("input", function () { change({ lr: fromLog(+inputs.lr.value, LR_MIN, LR_MAX) }); });
+    inputs.lr.addEventListener("input", function () { change({ lr: fromLog(+inputs.lr.value, RANGES.lr[0], RANGES.lr[1]) }); });
     inputs.seed.addEventListener("change", function () {
       var s = Math.floor(+inputs.seed.value);
-      if (s >= 0 && s < 4294967296) change({ seed: s }); else showControls();
+      if (s >= RANGES.seed[0] && s <= RANGES.seed[1]) change({ seed: s }); else showControls();
     });
-    play.addEventListener("click", function () { setPlaying(!state.playing); });
+    play.addEventListener("click", function () { setPlaying(!player.playing); });
     stepBtn.addEventListener("click", function () { advance(100); draw(); });
-    reset.addEventListener("click", function () { trainer.reset(); clearCurve(); draw(); });
+    function restart() { trainer.reset(); clearCurve(); player.meter.restart(); draw(); }
+    reset.addEventListener("click", restart);
     fast.addEventListener("click", function () { change({ lr: config.fastLr }); });
     paper.addEventListener("click", function () { change({ lr: config.options.lr }); });
     if (root.IntersectionObserver) { // no training for a panel scrolled out of sight
@@ -288,15 +390,18 @@
     }
 
     rootEl.liveToyModel = {
-      /** Change settings (n, m, density, decay, lr, seed, batch, weightDecay) and continue. */
+      /** Change settings (n, m, density, decay, lr, seed, batch, weightDecay) and continue;
+       *  a setting outside RANGES throws a RangeError and changes nothing. */
       set: function (changes) { change(changes); return Object.assign({}, trainer.options); },
       options: function () { return Object.assign({}, trainer.options); },
       /** Train k steps now (synchronously), redraw, and return their mean loss. */
       steps: function (k) { var l = advance(k); draw(); return l; },
-      reset: function () { trainer.reset(); clearCurve(); draw(); },
+      reset: restart,
       play: function () { setPlaying(true); },
       pause: function () { setPlaying(false); },
-      isPlaying: function () { return state.playing; },
+      isPlaying: function () { return player.playing; },
+      /** The steps/s shown: steps per second of wall-clock time over the last second of play. */
+      rate: function () { return player.playing ? player.rate : 0; },
       weights: function () { return trainer.weights(); },
       bias: function () { return Array.from(trainer.b); },
       loss: function () { return trainer.lastLoss; },
@@ -309,5 +414,8 @@
     return rootEl.liveToyModel;
   }
 
-  root.SupersimLive = { mount: mount };
-})(typeof self !== "undefined" ? self : this);
+  return {
+    mount: mount, RANGES: RANGES, checkChanges: checkChanges, RateMeter: RateMeter, Player: Player,
+    STEPS_PER_SLICE: STEPS_PER_SLICE, FRAME_BUDGET_MS: FRAME_BUDGET_MS, RATE_WINDOW_MS: RATE_WINDOW_MS,
+  };
+});
