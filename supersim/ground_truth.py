@@ -70,6 +70,7 @@ class GroundTruth:
     parent: torch.Tensor
 
     def __post_init__(self) -> None:
+        _util.text(self.name, "name", empty=False)
         d = self.directions
         if not isinstance(d, torch.Tensor) or d.dim() != 3:
             got = tuple(d.shape) if isinstance(d, torch.Tensor) else type(d).__name__
@@ -445,6 +446,10 @@ def score(
     h = _util.float_tensor(activations, "activations", min_dim=3, max_dim=3, shape="(batch, instances, d)")
     a = _util.float_tensor(latents, "latents", min_dim=3, max_dim=3, shape="(batch, instances, latents)")
     W = _util.float_tensor(decoder, "decoder", min_dim=3, max_dim=3, shape="(instances, latents, d)")
+    x = _util.float_tensor(codes, "codes", min_dim=3, max_dim=3, shape="(batch, instances, features)")
+    if x.shape[0] != h.shape[0] or x.shape[1:] != (truth.n_instances, truth.n_features):
+        raise ValueError(f"codes must be (batch, instances, features) = ({h.shape[0]}, "
+                         f"{truth.n_instances}, {truth.n_features}), got {tuple(x.shape)}")
     want = (truth.n_instances, truth.directions.shape[2])
     if (h.shape[1], h.shape[2]) != want or a.shape[:2] != h.shape[:2] or (W.shape[0], W.shape[2]) != want:
         raise ValueError(

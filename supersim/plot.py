@@ -60,6 +60,7 @@ __all__ = [
     "cosine_match",
     "max_cosine_bars",
     "recovery_curve",
+    "seed_dots",
 ]
 
 _SIGN_CMAP = "RdBu_r"  # positive red, negative blue
@@ -919,10 +920,15 @@ def seed_dots(
     `values` is (groups, series, seeds): groups along the x axis (the variants, say), the series
     side by side within each group in their own colours (the ground truths, say).
     """
-    v = _np(values).astype(float)
-    if v.ndim != 3 or v.shape[:2] != (len(groups), len(series)):
+    groups, series = _util.texts(groups, "groups"), _util.texts(series, "series")
+    if not groups or not series:
+        raise ValueError(f"groups and series must name at least one each, got {groups} and {series}")
+    v = _array(values, "values", 3, "(groups, series, seeds)")
+    if v.shape[:2] != (len(groups), len(series)):
         raise ValueError(f"values must be (groups, series, seeds) = ({len(groups)}, {len(series)}, "
                          f"seeds), got {v.shape}")
+    ax, title, ylabel = _util.axes(ax), _util.text(title, "title"), _util.text(ylabel, "ylabel")
+    legend = _util.flag(legend, "legend")
     fig, ax = _axes(ax, (4, 2.4))
     width = 0.8 / len(series)
     for j, name in enumerate(series):

@@ -343,10 +343,19 @@ class TopKSAE(SparseAutoencoder):
         mse = (recon - h).square().sum(-1).mean(0)  # (I,)
         return mse, self.aux_coeff * self.aux_loss(h - recon.detach(), pre, a), a
 
-    def aux_loss(self, residual: torch.Tensor, pre: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        """AuxK, (I,): the squared error of the `aux_k` largest dead latents' reconstruction of
-        `residual` (B, I, D), from pre-activations `pre` and latents `a` (B, I, S). In training
-        mode it first counts, from `a`, the batches since each latent fired."""
+    def aux_loss(
+        self, residual: torch.Tensor, pre: torch.Tensor, a: torch.Tensor
+    ) -> torch.Tensor:
+        """AuxK, (I,): the squared error of the `aux_k` largest dead latents'
+        reconstruction of `residual` (B, I, D), from pre-activations `pre` and latents
+        `a` (B, I, S). In training mode it first counts, from `a`, the batches since
+        each latent fired."""
+        residual = self._batch(residual, "residual", self.d_in)
+        pre, a = self._batch(pre, "pre", self.d_sae), self._batch(a, "a", self.d_sae)
+        if residual.shape[0] != pre.shape[0] or a.shape != pre.shape:
+            got = [tuple(t.shape) for t in (residual, pre, a)]
+            raise ValueError(f"residual (B, I, D), pre and a (B, I, S) must share the "
+                             f"batch, got {got}")
         if self.training:
             with torch.no_grad():
                 fired = (a > 0).any(0)  # (I, S)
@@ -355,10 +364,11 @@ class TopKSAE(SparseAutoencoder):
         if not bool(dead.any()):
             return torch.zeros(self.n_instances, device=pre.device, dtype=pre.dtype)
         only_dead = torch.where(dead, pre, -torch.inf)  # live latents cannot take part
-        values, index = only_dead.topk(min(self.aux_k, self.d_sae), dim=-1)  # (B, I, aux_k)
+        values, index = only_dead.topk(min(self.aux_k, self.d_sae), dim=-1)
         a_aux = torch.zeros_like(pre).scatter(-1, index, torch.relu(values))
         recon = torch.einsum("bis,isd->bid", a_aux, self.W_dec)  # no bias: a residual
-        return (recon - residual).square().sum(-1).mean(0) * dead.any(-1)  # 0: none dead
+        error = (recon - residual).square().sum(-1).mean(0)  # (I,)
+        return error * dead.any(-1)  # 0 where no latent is dead
 
     def extra_repr(self) -> str:
         return (f"d_in={self.d_in}, d_sae={self.d_sae}, n_instances={self.n_instances}, "
@@ -395,14 +405,16 @@ class BatchTopKSAE(TopKSAE):
         self.register_buffer("threshold", torch.zeros(self.n_instances, device=self.k.device))
 
     def activation(self, pre: torch.Tensor) -> torch.Tensor:
-        """Training: the k_i x B largest of ReLU(pre) per instance; else those above threshold."""
+        """Training: the k_i x B largest of ReLU(pre) per instance; else those above
+        the threshold."""
         a = torch.relu(self._batch(pre, "pre", self.d_sae))  # (B, I, S)
         if not self.training:
             return a * (a > self.threshold.view(1, -1, 1))
         batch, n = a.shape[0], self.n_instances
         flat = a.transpose(0, 1).reshape(n, -1)  # (I, B*S): the batch's latents, pooled
         values, index = flat.topk(int(self.k.max()) * batch, dim=-1)
-        keep = torch.arange(values.shape[-1], device=a.device) < batch * self.k.unsqueeze(-1)
+        rank = torch.arange(values.shape[-1], device=a.device)
+        keep = rank < batch * self.k.unsqueeze(-1)
         kept = torch.zeros_like(flat).scatter(-1, index, values * keep)
         return kept.view(n, batch, -1).transpose(0, 1)  # (B, I, S)
 
@@ -501,7 +513,8 @@ class JumpReLUSAE(SparseAutoencoder):
         return _JumpReLU.apply(pre, self.log_threshold.exp(), self.bandwidth)
 
     def loss_terms(self, h: Array) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(squared error (I,), l0_coeff x L0 (I,), latents a (B, I, S)), batch means."""
+        """(squared error (I,), l0_coeff x L0 (I,), latents a (B, I, S)), batch
+        means."""
         h = self._activations(h)  # (B, I, D)
         z = self.pre_activation(h)  # (B, I, S)
         a = self.activation(z)
@@ -554,13 +567,14 @@ class GatedSAE(SparseAutoencoder):
         return torch.relu(torch.einsum("bid,ids->bis", h - self.b_dec, W_mag) + self.b_mag)
 
     def loss_terms(self, h: Array) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(squared error (I,), gate penalty + gate reconstruction error (I,), a (B, I, S))."""
+        """(squared error (I,), gate penalty + gate reconstruction error (I,),
+        latents a (B, I, S))."""
         h = self._activations(h)  # (B, I, D)
         gate = self.pre_activation(h)  # (B, I, S)
         a = (gate > 0) * self.magnitude(h)
         mse = (self.decode(a) - h).square().sum(-1).mean(0)  # (I,)
         via_gate = torch.relu(gate)
-        # the gate's own reconstruction, through a frozen decoder: it trains the gate only
+        # the gate's own reconstruction, through a frozen decoder: trains the gate only
         W_dec, b_dec = self.W_dec.detach(), self.b_dec.detach()
         recon = torch.einsum("bis,isd->bid", via_gate, W_dec) + b_dec
         aux = (recon - h).square().sum(-1).mean(0)  # (I,)
@@ -602,9 +616,9 @@ class MatryoshkaSAE(BatchTopKSAE):
         self.prefixes = sizes
 
     def loss_terms(self, h: Array) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(squared error of the whole dictionary (I,), what the prefixes add to it plus
-        aux_coeff x AuxK (I,), a (B, I, S)); mse + the prefixes' part is the mean over the
-        prefixes of each one's squared error."""
+        """(squared error of the whole dictionary (I,), what the prefixes add to it
+        plus aux_coeff x AuxK (I,), a (B, I, S)); mse + the prefixes' part is the mean
+        over the prefixes of each one's squared error."""
         h = self._activations(h)  # (B, I, D)
         pre = self.pre_activation(h)  # (B, I, S)
         a = self.activation(pre)
@@ -612,7 +626,8 @@ class MatryoshkaSAE(BatchTopKSAE):
             self.update_threshold(a)
         recon, start, errors = self.b_dec, 0, []
         for end in self.prefixes:  # add each group of latents to the reconstruction
-            part = torch.einsum("bis,isd->bid", a[..., start:end], self.W_dec[:, start:end])
+            group, rows = a[..., start:end], self.W_dec[:, start:end]
+            part = torch.einsum("bis,isd->bid", group, rows)
             recon = recon + part  # (B, I, D): the first `end` latents' reconstruction
             errors.append((recon - h).square().sum(-1).mean(0))
             start = end
