@@ -23,7 +23,10 @@ chapter that teaches it is in the module's docstring.
   "Non-uniform superposition and the privileged basis"; chapter 5).
 - `sparse_coding`: sparse codes for a known dictionary (ISTA), dictionary learning, and
   scoring a dictionary against the true directions (chapter 6).
-- `sae`: sparse autoencoders and their plain training loop (chapters 6, 9).
+- `sae`: sparse autoencoders and their plain training loop (chapters 6, 9), and the variants
+  practitioners train: TopK with AuxK, BatchTopK, JumpReLU, gated, Matryoshka (chapter 10).
+- `ground_truth`: activations built from known features (independent, hierarchical,
+  correlated, unequal), and scores of a dictionary against them (chapter 10).
 - `_sae_fast`: what both SAE training loops share, and the fast one: hand-written gradients
   (private; `sae.train_sae` hands it the SAEs it knows).
 - `dynamics`: following weights through training (chapter 7).
@@ -129,6 +132,7 @@ from . import (  # noqa: E402, F401  (submodules, for tab completion)
     corpus,
     dynamics,
     geometry,
+    ground_truth,
     memorization,
     neurons,
     notebook,

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 KINDS = ("l1", "topk")  # the kinds of SparseAutoencoder whose gradients are written out here
 _LOGGED = ("loss", "mse", "l0", "dead_fraction")
+_NOT_RESTARTED = ("jumprelu", "gated")  # kinds with per-latent parameters `_resample` does not reset
 
 
 def _dataset(sae: SparseAutoencoder, activations) -> torch.Tensor:
@@ -55,7 +56,8 @@ class Run:
 
     Holds what both loops need: `batch()` draws the next batch, `after_step` (plain loop) or
     `record` (fast path) keep the books after each step, `results()` gives `SAELog`'s fields.
-    Used as a context manager, it closes the progress bar on the way out.
+    Used as a context manager, it puts the SAE in training mode, and on the way out closes the
+    progress bar and leaves the SAE in eval mode.
     """
 
     def __init__(self, sae: SparseAutoencoder, activations, *, steps, batch_size, lr, resample_every,
@@ -68,6 +70,9 @@ class Run:
         self.dead_window = _util.size(dead_window, "dead_window")
         self.resample_every = None if resample_every is None else _util.size(resample_every,
                                                                              "resample_every")
+        if self.resample_every is not None and sae.kind in _NOT_RESTARTED:
+            raise ValueError(f"resample_every must be None for kind {sae.kind!r} (a restart "
+                             f"would leave the latent's threshold or magnitude path behind)")
         self.lr = _util.number(lr, "lr", low=0, low_open=True)
         self.gen = _util.generator(seed)
         threads = None if threads is None else _util.size(threads, "threads")
@@ -115,11 +120,13 @@ class Run:
         return dict(self.logged, n_resampled=self.n_resampled)
 
     def __enter__(self) -> Run:
+        self.sae.train()  # BatchTopK takes each batch's top latents in training only
         return self
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
             self.bar.close()
+        self.sae.eval()  # as it will be used: BatchTopK then fires above its learnt threshold
 
 
 def train(run: Run) -> dict[str, torch.Tensor]:

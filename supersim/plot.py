@@ -60,6 +60,7 @@ __all__ = [
     "cosine_match",
     "max_cosine_bars",
     "recovery_curve",
+    "seed_dots",
 ]
 
 _SIGN_CMAP = "RdBu_r"  # positive red, negative blue
@@ -905,3 +906,38 @@ def recovery_curve(
     if logx:
         ax.set_xscale("log")
     return _finish(ax, xlabel=xlabel, ylabel=ylabel)
+
+
+# ---- Chapter 10: which sparse autoencoder finds the true features ------------------------------
+
+
+def seed_dots(
+    values: torch.Tensor | np.ndarray, ax: Axes | None = None, *, groups: Sequence[str],
+    series: Sequence[str], title: str = "", ylabel: str = "", legend: bool = False,
+) -> Figure:
+    """A score per group and series, one dot per seed and a dash at their mean.
+
+    `values` is (groups, series, seeds): groups along the x axis (the variants, say), the series
+    side by side within each group in their own colours (the ground truths, say).
+    """
+    groups, series = _util.texts(groups, "groups"), _util.texts(series, "series")
+    if not groups or not series:
+        raise ValueError(f"groups and series must name at least one each, got {groups} and {series}")
+    v = _array(values, "values", 3, "(groups, series, seeds)")
+    if v.shape[:2] != (len(groups), len(series)):
+        raise ValueError(f"values must be (groups, series, seeds) = ({len(groups)}, {len(series)}, "
+                         f"seeds), got {v.shape}")
+    ax, title, ylabel = _util.axes(ax), _util.text(title, "title"), _util.text(ylabel, "ylabel")
+    legend = _util.flag(legend, "legend")
+    fig, ax = _axes(ax, (4, 2.4))
+    width = 0.8 / len(series)
+    for j, name in enumerate(series):
+        x = np.arange(len(groups)) - 0.4 + width * (j + 0.5)
+        color = f"C{j}"
+        for s in range(v.shape[2]):
+            ax.scatter(x, v[:, j, s], s=7, color=color, alpha=0.55, lw=0)
+        ax.scatter(x, v[:, j].mean(1), marker="_", s=60, color=color, lw=1.5, label=name)
+    if legend:
+        ax.legend(fontsize=6, frameon=False)
+    ax.set_xticks(np.arange(len(groups)), groups, rotation=35, ha="right")
+    return _finish(ax, title, ylabel=ylabel)

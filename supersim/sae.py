@@ -33,6 +33,7 @@ Every public method takes activations (B, I, D), as a toy model takes features (
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,6 +47,7 @@ from ._util import Array
 
 __all__ = [
     "SparseAutoencoder", "train_sae", "SAELog", "firing_rate", "explained_variance", "KINDS", "L1_COEFF",
+    "TopKSAE", "BatchTopKSAE", "JumpReLUSAE", "GatedSAE", "MatryoshkaSAE",
 ]
 
 KINDS = ("l1", "topk")  #: the kinds of SparseAutoencoder, each a sparsity rule and its penalty
@@ -124,9 +126,12 @@ class SparseAutoencoder(nn.Module):
 
     def encode(self, h: Array) -> torch.Tensor:
         """Latents a = act(W_enc^T (h - b_dec) + b_enc): (B, I, D) -> (B, I, S)."""
+        return self.activation(self.pre_activation(h))
+
+    def pre_activation(self, h: Array) -> torch.Tensor:
+        """The encoder's affine map W_enc^T (h - b_dec) + b_enc: (B, I, D) -> (B, I, S)."""
         h = self._batch(h, "h", self.d_in)
-        pre = torch.einsum("bid,ids->bis", h - self.b_dec, self.W_enc) + self.b_enc
-        return self.activation(pre)
+        return torch.einsum("bid,ids->bis", h - self.b_dec, self.W_enc) + self.b_enc
 
     # The two methods that make a kind: how latents fire, and what sparsity costs.
     def activation(self, pre: torch.Tensor) -> torch.Tensor:
@@ -275,7 +280,7 @@ def train_sae(
                         lr=lr, resample_every=resample_every,
                         dead_window=dead_window, seed=seed, progress=progress,
                         threads=threads, fast=fast)
-    with run:  # closes the progress bar however the loop ends
+    with run:  # train mode inside; closes the bar and leaves eval mode (for BatchTopK)
         if run.fast and type(sae) is SparseAutoencoder:  # not subclasses
             return SAELog(**_sae_fast.train(run))  # the same steps, by hand
         opt = torch.optim.Adam(sae.parameters(), lr=run.lr)
@@ -295,6 +300,343 @@ def train_sae(
                 run.after_step(step, opt, h, mse, penalty, a)
         opt.zero_grad(set_to_none=True)  # leave no gradients behind
         return SAELog(**run.results())
+
+
+# ----------------------------------------------------------------------------------------------
+# The variants practitioners train (chapter 10). Each is a subclass: its sparsity rule
+# (`activation` or `encode`) and its objective (`loss_terms`); `train_sae`'s plain loop trains
+# them all, and leaves them in eval mode, where BatchTopK encodes with its threshold.
+
+
+class TopKSAE(SparseAutoencoder):
+    """TopK as Gao et al. (2024) train it: `SparseAutoencoder(kind="topk")` plus AuxK.
+
+    A latent that has not fired for `dead_window` training batches (default 100) is dead
+    (`since_fired`, a buffer (I, S), counts the batches); AuxK asks the `aux_k` largest dead
+    latents of each sample (default d_in / 2, as the authors) to reconstruct what the live
+    ones missed, h - h_hat, and adds `aux_coeff` (the authors' 1/32) times that squared error
+    to the loss, so that dead latents get a gradient towards the data nobody explains. The
+    three are attributes, the paper's recipe unless set otherwise before training.
+    """
+
+    def __init__(
+        self,
+        d_in: int,
+        d_sae: int,
+        *,
+        n_instances: int = 1,
+        k: int | Sequence[int] | Array,
+        seed: int = 0,
+        device: str | torch.device | None = None,
+    ):
+        super().__init__(d_in, d_sae, n_instances=n_instances, kind="topk", k=k, seed=seed,
+                         device=device)
+        self.aux_coeff, self.aux_k, self.dead_window = 1 / 32, max(1, self.d_in // 2), 100
+        self.register_buffer("since_fired", torch.zeros_like(self.b_enc, dtype=torch.long))
+
+    def loss_terms(self, h: Array) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(squared error (I,), aux_coeff x AuxK (I,), latents a (B, I, S)), batch means."""
+        h = self._activations(h)  # (B, I, D)
+        pre = self.pre_activation(h)  # (B, I, S)
+        a = self.activation(pre)
+        recon = self.decode(a)
+        mse = (recon - h).square().sum(-1).mean(0)  # (I,)
+        return mse, self.aux_coeff * self.aux_loss(h - recon.detach(), pre, a), a
+
+    def aux_loss(
+        self, residual: torch.Tensor, pre: torch.Tensor, a: torch.Tensor
+    ) -> torch.Tensor:
+        """AuxK, (I,): the squared error of the `aux_k` largest dead latents'
+        reconstruction of `residual` (B, I, D), from pre-activations `pre` and latents
+        `a` (B, I, S). In training mode it first counts, from `a`, the batches since
+        each latent fired."""
+        residual = self._batch(residual, "residual", self.d_in)
+        pre, a = self._batch(pre, "pre", self.d_sae), self._batch(a, "a", self.d_sae)
+        if residual.shape[0] != pre.shape[0] or a.shape != pre.shape:
+            got = [tuple(t.shape) for t in (residual, pre, a)]
+            raise ValueError(f"residual (B, I, D), pre and a (B, I, S) must share the "
+                             f"batch, got {got}")
+        if self.training:
+            with torch.no_grad():
+                fired = (a > 0).any(0)  # (I, S)
+                self.since_fired.copy_(torch.where(fired, 0, self.since_fired + 1))
+        dead = self.since_fired >= self.dead_window  # (I, S)
+        if not bool(dead.any()):
+            return torch.zeros(self.n_instances, device=pre.device, dtype=pre.dtype)
+        only_dead = torch.where(dead, pre, -torch.inf)  # live latents cannot take part
+        values, index = only_dead.topk(min(self.aux_k, self.d_sae), dim=-1)
+        a_aux = torch.zeros_like(pre).scatter(-1, index, torch.relu(values))
+        recon = torch.einsum("bis,isd->bid", a_aux, self.W_dec)  # no bias: a residual
+        error = (recon - residual).square().sum(-1).mean(0)  # (I,)
+        return error * dead.any(-1)  # 0 where no latent is dead
+
+    def extra_repr(self) -> str:
+        return (f"d_in={self.d_in}, d_sae={self.d_sae}, n_instances={self.n_instances}, "
+                f"kind={self.kind!r}, k={self.k.tolist()}, aux_coeff={self.aux_coeff:g}, "
+                f"aux_k={self.aux_k}")
+
+
+class BatchTopKSAE(TopKSAE):
+    """BatchTopK (Bussmann, Leask and Nanda 2024): TopK over a whole batch at once.
+
+    In training, instance i keeps the k_i x B largest latents of a batch of B samples, so a
+    sample may use more or fewer than k_i, and every training batch moves a threshold towards
+    the smallest latent it kept (a moving average at rate `threshold_rate`, as the authors'
+    code does). Outside training (`sae.eval()`, where `train_sae` leaves it) a latent fires
+    when it exceeds that threshold, so a sample's code no longer depends on its batch.
+    Settings as `TopKSAE` (AuxK included); `threshold` is a buffer (I,).
+    """
+
+    def __init__(
+        self,
+        d_in: int,
+        d_sae: int,
+        *,
+        n_instances: int = 1,
+        k: int | Sequence[int] | Array,
+        threshold_rate: float = 0.01,
+        seed: int = 0,
+        device: str | torch.device | None = None,
+    ):
+        super().__init__(d_in, d_sae, n_instances=n_instances, k=k, seed=seed, device=device)
+        self.kind = "batchtopk"
+        self.threshold_rate = _util.number(threshold_rate, "threshold_rate", low=0, high=1,
+                                           low_open=True)
+        self.register_buffer("threshold", torch.zeros(self.n_instances, device=self.k.device))
+
+    def activation(self, pre: torch.Tensor) -> torch.Tensor:
+        """Training: the k_i x B largest of ReLU(pre) per instance; else those above
+        the threshold."""
+        a = torch.relu(self._batch(pre, "pre", self.d_sae))  # (B, I, S)
+        if not self.training:
+            return a * (a > self.threshold.view(1, -1, 1))
+        batch, n = a.shape[0], self.n_instances
+        flat = a.transpose(0, 1).reshape(n, -1)  # (I, B*S): the batch's latents, pooled
+        values, index = flat.topk(int(self.k.max()) * batch, dim=-1)
+        rank = torch.arange(values.shape[-1], device=a.device)
+        keep = rank < batch * self.k.unsqueeze(-1)
+        kept = torch.zeros_like(flat).scatter(-1, index, values * keep)
+        return kept.view(n, batch, -1).transpose(0, 1)  # (B, I, S)
+
+    def loss_terms(self, h: Array) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """As `TopKSAE.loss_terms`; in training mode it also moves the threshold."""
+        mse, penalty, a = super().loss_terms(h)
+        if self.training:
+            self.update_threshold(a)
+        return mse, penalty, a
+
+    @torch.no_grad()
+    def update_threshold(self, a: torch.Tensor) -> None:
+        """Move each instance's threshold towards the smallest latent a batch kept, a (B, I, S)."""
+        a = self._batch(a, "a", self.d_sae)
+        smallest = torch.where(a > 0, a, torch.inf).amin(dim=(0, 2))  # (I,)
+        smallest = torch.where(torch.isfinite(smallest), smallest, self.threshold)
+        self.threshold.lerp_(smallest, self.threshold_rate)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", threshold={[round(t, 4) for t in self.threshold.tolist()]}"
+
+
+class _JumpReLU(torch.autograd.Function):
+    """z H(z - theta), with the pseudo-derivative -(theta / eps) K((z - theta) / eps) for theta
+    (K the rectangle kernel: 1 on (-1/2, 1/2)) and H(z - theta) for z (Rajamanoharan et al. 2024b).
+    """
+
+    @staticmethod
+    def forward(ctx, z, theta, eps):
+        ctx.save_for_backward(z, theta)
+        ctx.eps = eps
+        return z * (z > theta)
+
+    @staticmethod
+    def backward(ctx, grad):
+        z, theta = ctx.saved_tensors
+        near = ((z - theta).abs() < ctx.eps / 2).to(z)  # K((z - theta) / eps)
+        d_theta = (grad * near * -(theta / ctx.eps)).sum(0)  # summed over the batch
+        return grad * (z > theta), d_theta, None
+
+
+class _Step(torch.autograd.Function):
+    """H(z - theta), with the pseudo-derivative -(1 / eps) K((z - theta) / eps) for theta and
+    none for z: the L0 penalty trains the thresholds only (Rajamanoharan et al. 2024b)."""
+
+    @staticmethod
+    def forward(ctx, z, theta, eps):
+        ctx.save_for_backward(z, theta)
+        ctx.eps = eps
+        return (z > theta).to(z)
+
+    @staticmethod
+    def backward(ctx, grad):
+        z, theta = ctx.saved_tensors
+        near = ((z - theta).abs() < ctx.eps / 2).to(z)
+        return None, (grad * near * -(1 / ctx.eps)).sum(0), None
+
+
+class JumpReLUSAE(SparseAutoencoder):
+    """JumpReLU (Rajamanoharan et al. 2024b): a learned threshold per latent, and an L0 penalty.
+
+    a = z H(z - theta) with z the pre-activation and theta > 0 one threshold per latent
+    (stored as `log_threshold`, (I, S), so that it stays positive); the loss adds
+    l0_coeff x (number of active latents). Neither the step nor the count has a useful
+    gradient, so the thresholds learn through straight-through pseudo-derivatives: a rectangle
+    kernel of width `bandwidth` around the threshold estimates how the expected loss changes
+    as the threshold moves. `threshold` is the starting value of every theta.
+    """
+
+    def __init__(
+        self,
+        d_in: int,
+        d_sae: int,
+        *,
+        n_instances: int = 1,
+        l0_coeff: float | Sequence[float] | Array,
+        bandwidth: float = 0.05,
+        threshold: float = 0.1,
+        seed: int = 0,
+        device: str | torch.device | None = None,
+    ):
+        super().__init__(d_in, d_sae, n_instances=n_instances, kind="l1", l1_coeff=0.0,
+                         seed=seed, device=device)
+        self.kind = "jumprelu"
+        check = lambda v, name: _util.number(v, name, low=0)  # noqa: E731
+        l0s = _per_instance(l0_coeff, self.n_instances, "l0_coeff", check)
+        self.register_buffer("l0_coeff", torch.tensor(l0s, device=self.W_dec.device))  # (I,)
+        self.bandwidth = _util.number(bandwidth, "bandwidth", low=0, low_open=True)
+        theta = _util.number(threshold, "threshold", low=0, low_open=True)
+        start = torch.full((self.n_instances, self.d_sae), math.log(theta), device=self.W_dec.device)
+        self.log_threshold = nn.Parameter(start)  # (I, S)
+
+    def activation(self, pre: torch.Tensor) -> torch.Tensor:
+        """JumpReLU: a pre-activation passes unchanged above its latent's threshold, else 0."""
+        pre = self._batch(pre, "pre", self.d_sae)
+        return _JumpReLU.apply(pre, self.log_threshold.exp(), self.bandwidth)
+
+    def loss_terms(self, h: Array) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(squared error (I,), l0_coeff x L0 (I,), latents a (B, I, S)), batch
+        means."""
+        h = self._activations(h)  # (B, I, D)
+        z = self.pre_activation(h)  # (B, I, S)
+        a = self.activation(z)
+        mse = (self.decode(a) - h).square().sum(-1).mean(0)  # (I,)
+        l0 = _Step.apply(z, self.log_threshold.exp(), self.bandwidth).sum(-1).mean(0)
+        return mse, self.l0_coeff * l0, a
+
+    def extra_repr(self) -> str:
+        return (f"d_in={self.d_in}, d_sae={self.d_sae}, n_instances={self.n_instances}, "
+                f"kind='jumprelu', l0_coeff={[round(x, 6) for x in self.l0_coeff.tolist()]}, "
+                f"bandwidth={self.bandwidth}")
+
+
+class GatedSAE(SparseAutoencoder):
+    """Gated SAE (Rajamanoharan et al. 2024a): one path decides which latents fire, another
+    how strongly.
+
+    The gate is the encoder of `SparseAutoencoder`, pi = W_enc^T (h - b_dec) + b_enc, and a
+    latent fires where pi > 0. The magnitude path shares the gate's weights, each latent's
+    column rescaled by exp(r_mag), with a bias of its own: a = 1[pi > 0] ReLU(W_mag^T (h - b_dec)
+    + b_mag). The step passes no gradient, so the loss trains the gate through two extra terms:
+    l1_coeff ||ReLU(pi)||_1, and the error of reconstructing h from ReLU(pi) with a frozen copy
+    of the decoder. Parameters as `SparseAutoencoder`, plus `r_mag` and `b_mag`, (I, S).
+    """
+
+    def __init__(
+        self,
+        d_in: int,
+        d_sae: int,
+        *,
+        n_instances: int = 1,
+        l1_coeff: float | Sequence[float] | Array | None = None,
+        seed: int = 0,
+        device: str | torch.device | None = None,
+    ):
+        super().__init__(d_in, d_sae, n_instances=n_instances, kind="l1", l1_coeff=l1_coeff,
+                         seed=seed, device=device)
+        self.kind = "gated"
+        self.r_mag = nn.Parameter(torch.zeros_like(self.b_enc))  # (I, S)
+        self.b_mag = nn.Parameter(torch.zeros_like(self.b_enc))  # (I, S)
+
+    def encode(self, h: Array) -> torch.Tensor:
+        """Latents a = 1[gate > 0] x magnitude: (B, I, D) -> (B, I, S)."""
+        return (self.pre_activation(h) > 0) * self.magnitude(h)
+
+    def magnitude(self, h: Array) -> torch.Tensor:
+        """The magnitude path ReLU(W_mag^T (h - b_dec) + b_mag): (B, I, D) -> (B, I, S)."""
+        h = self._batch(h, "h", self.d_in)
+        W_mag = self.W_enc * self.r_mag.exp().unsqueeze(1)  # (I, D, S): the gate's, rescaled
+        return torch.relu(torch.einsum("bid,ids->bis", h - self.b_dec, W_mag) + self.b_mag)
+
+    def loss_terms(self, h: Array) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(squared error (I,), gate penalty + gate reconstruction error (I,),
+        latents a (B, I, S))."""
+        h = self._activations(h)  # (B, I, D)
+        gate = self.pre_activation(h)  # (B, I, S)
+        a = (gate > 0) * self.magnitude(h)
+        mse = (self.decode(a) - h).square().sum(-1).mean(0)  # (I,)
+        via_gate = torch.relu(gate)
+        # the gate's own reconstruction, through a frozen decoder: trains the gate only
+        W_dec, b_dec = self.W_dec.detach(), self.b_dec.detach()
+        recon = torch.einsum("bis,isd->bid", via_gate, W_dec) + b_dec
+        aux = (recon - h).square().sum(-1).mean(0)  # (I,)
+        return mse, self.l1_coeff * via_gate.sum(-1).mean(0) + aux, a
+
+
+class MatryoshkaSAE(BatchTopKSAE):
+    """Matryoshka SAE (Bussmann, Nabeshima, Karvonen and Nanda 2025; Nabeshima 2024): nested
+    dictionaries, each asked to reconstruct on its own.
+
+    The latents are a BatchTopK SAE's. `prefixes` are increasing dictionary sizes ending at
+    d_sae (by default the authors' groups: d_sae/16, d_sae/8, d_sae/4, d_sae/2, d_sae); the
+    loss is the mean, over the prefixes, of the squared error of reconstructing h from the
+    first m latents alone, so the first latents must explain as much as they can by themselves.
+    """
+
+    def __init__(
+        self,
+        d_in: int,
+        d_sae: int,
+        *,
+        n_instances: int = 1,
+        k: int | Sequence[int] | Array,
+        prefixes: Sequence[int] | None = None,
+        threshold_rate: float = 0.01,
+        seed: int = 0,
+        device: str | torch.device | None = None,
+    ):
+        super().__init__(d_in, d_sae, n_instances=n_instances, k=k, threshold_rate=threshold_rate,
+                         seed=seed, device=device)
+        self.kind = "matryoshka"
+        if prefixes is None:
+            prefixes = sorted({max(1, self.d_sae // 2**j) for j in range(5)})
+        if not isinstance(prefixes, (list, tuple)) or not prefixes:
+            raise ValueError(f"prefixes must be a list of increasing sizes ending at d_sae, got {prefixes!r}")
+        sizes = [_util.integer(m, "prefixes", low=1, high=self.d_sae) for m in prefixes]
+        if sizes[-1] != self.d_sae or any(b <= a for a, b in zip(sizes[:-1], sizes[1:], strict=True)):
+            raise ValueError(f"prefixes must increase and end at d_sae={self.d_sae}, got {sizes}")
+        self.prefixes = sizes
+
+    def loss_terms(self, h: Array) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(squared error of the whole dictionary (I,), what the prefixes add to it
+        plus aux_coeff x AuxK (I,), a (B, I, S)); mse + the prefixes' part is the mean
+        over the prefixes of each one's squared error."""
+        h = self._activations(h)  # (B, I, D)
+        pre = self.pre_activation(h)  # (B, I, S)
+        a = self.activation(pre)
+        if self.training:
+            self.update_threshold(a)
+        recon, start, errors = self.b_dec, 0, []
+        for end in self.prefixes:  # add each group of latents to the reconstruction
+            group, rows = a[..., start:end], self.W_dec[:, start:end]
+            part = torch.einsum("bis,isd->bid", group, rows)
+            recon = recon + part  # (B, I, D): the first `end` latents' reconstruction
+            errors.append((recon - h).square().sum(-1).mean(0))
+            start = end
+        mse = errors[-1]
+        aux = self.aux_coeff * self.aux_loss(h - recon.detach(), pre, a)
+        return mse, torch.stack(errors).mean(0) - mse + aux, a
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", prefixes={self.prefixes}"
 
 
 # ----------------------------------------------------------------------------------------------

@@ -43,6 +43,9 @@ from supersim import (  # noqa: E402
     plot,
     real,
 )
+from supersim import (
+    ground_truth as gt,
+)
 
 # Classes that only hold what a function of the package returns; they are not built from a
 # reader's input (the function that builds them is walked instead).
@@ -866,10 +869,143 @@ def _plot_entries():
             "scores": ["s", _rand(4, 2), _full((3, 2), NAN), torch.zeros(3, 0)], "ax": AX,
             "xlabel": TEXT, "ylabel": TEXT, "logx": FLAG, "label": [3], "color": COLOR,
         }),
+        "plot.seed_dots": (lambda: dict(values=_rand(2, 3, 4), ax=None, groups=["a", "b"],
+                                        series=["x", "y", "z"], title="t", ylabel="y",
+                                        legend=True), {
+            "values": _bad_values("v", (2, 3, 4), torch.ones(2, 3), torch.ones(3, 3, 4),
+                                  torch.ones(2, 2, 4)),
+            "ax": AX, "groups": ["ab", ["a"], ["a", 3], [], None], "series": ["x", ["x", "y"], []],
+            "title": TEXT, "ylabel": TEXT, "legend": FLAG,
+        }),
     }
 
 
 MODULE_API.update(_plot_entries())
+
+
+# ---- Chapter 10: the SAE variants and the ground truths -------------------------------------
+
+
+def _hier(n_instances=2):
+    """2 parents with 3 children each, 2 independent features, in R^10: 10 features."""
+    return gt.hierarchical_features(2, 3, 10, parent_probability=0.3, child_probability=0.7,
+                                    n_independent=2, feature_probability=0.2,
+                                    n_instances=n_instances, seed=0)
+
+
+def _hier_codes():
+    return _hier().sample(20, seed=1)[1]  # (20, 2, 10)
+
+
+def _codes_fn(batch_size, gen):
+    return torch.rand(batch_size, 2, 3, generator=gen)
+
+
+H10_BAD = _bad_values("l", (20, 2, 7), torch.ones(20, 7), torch.ones(19, 2, 7),
+                      torch.ones(20, 3, 7))  # latents (B, I, S) of 7 latents
+SAE_SIZES = {"d_in": SIZE, "d_sae": SIZE, "n_instances": SIZE, "seed": SEED, "device": DEVICE}
+K_BAD = [0, 9, 1.5, "2", NAN, [1, 2, 3], torch.ones(2, 1)]  # an integer in [1, d_sae = 8]
+
+MODULE_API.update({
+    "sae.TopKSAE": (lambda: dict(d_in=4, d_sae=8, n_instances=2, k=2, seed=0, device=None), {
+        **SAE_SIZES, "k": K_BAD,
+    }),
+    "sae.BatchTopKSAE": (lambda: dict(d_in=4, d_sae=8, n_instances=2, k=[1, 2],
+                                      threshold_rate=0.1, seed=0, device=None), {
+        **SAE_SIZES, "k": K_BAD, "threshold_rate": [0.0, 1.5, NAN, "a", None],
+    }),
+    "sae.JumpReLUSAE": (lambda: dict(d_in=4, d_sae=8, n_instances=2, l0_coeff=[0.1, 0.2],
+                                     bandwidth=0.05, threshold=0.1, seed=0, device=None), {
+        **SAE_SIZES, "l0_coeff": NONNEG + [[0.1, NAN], [0.1, 0.2, 0.3]],
+        "bandwidth": POS, "threshold": POS,
+    }),
+    "sae.GatedSAE": (lambda: dict(d_in=4, d_sae=8, n_instances=2, l1_coeff=0.1, seed=0,
+                                  device=None), {
+        **SAE_SIZES, "l1_coeff": NONNEG + [[0.1, -1.0]],
+    }),
+    "sae.MatryoshkaSAE": (lambda: dict(d_in=4, d_sae=8, n_instances=2, k=2, prefixes=[2, 8],
+                                       threshold_rate=0.01, seed=0, device=None), {
+        **SAE_SIZES, "k": K_BAD, "threshold_rate": [0.0, NAN],
+        "prefixes": [[], "2", [2, 4], [4, 2, 8], [2, 2, 8], [0, 8], [2, 9], [2.5, 8]],
+    }),
+    "ground_truth.GroundTruth": (lambda: dict(name="t", directions=_unit().unsqueeze(0),
+                                              codes=_codes_fn, parent=torch.full((5,), -1)), {
+        "name": ["", 3, None], "directions": [torch.ones(5, 3), "d", None],
+        "codes": ["c", None], "parent": [torch.ones(4), "p", None],
+    }),
+    "ground_truth.independent_features": (lambda: dict(
+        n_features=5, d=3, feature_probability=0.2, n_instances=2, seed=0), {
+        "n_features": SIZE, "d": SIZE, "feature_probability": PROB, "n_instances": SIZE,
+        "seed": SEED,
+    }),
+    "ground_truth.hierarchical_features": (lambda: dict(
+        n_parents=2, n_children=3, d=10, parent_probability=0.3, child_probability=0.7,
+        n_independent=2, feature_probability=0.2, n_instances=2, seed=0), {
+        "n_parents": SIZE, "n_children": SIZE, "d": SIZE, "parent_probability": PROB,
+        "child_probability": PROB, "n_independent": [-1, 1.5, "2", NAN],
+        "feature_probability": PROB, "n_instances": SIZE, "seed": SEED,
+    }),
+    "ground_truth.correlated_features": (lambda: dict(
+        n_correlated=1, n_anticorrelated=1, d=4, feature_probability=0.2, n_independent=2,
+        set_size=2, n_instances=2, seed=0), {
+        "n_correlated": [-1, 1.5, "1"], "n_anticorrelated": [-1, 1.5, "1"], "d": SIZE,
+        "feature_probability": PROB + [0.6],  # at most one of a set of 2: p <= 1/2
+        "n_independent": [-1, NAN], "set_size": SIZE, "n_instances": SIZE, "seed": SEED,
+    }),
+    "ground_truth.unequal_features": (lambda: dict(
+        n_features=3, d=2, feature_probability=[0.1, 0.2, 0.3], scale=[1.0, 0.5, 2.0],
+        n_instances=2, seed=0), {
+        "n_features": SIZE, "d": SIZE, "feature_probability": PROB + [[0.1, 0.2], [0.1, 0.2, 1.5]],
+        "scale": [0.0, -1.0, NAN, "a", [1.0, 0.0, 1.0], [1.0, 2.0]],
+        "n_instances": SIZE, "seed": SEED,
+    }),
+    "ground_truth.absorption": (lambda: dict(
+        latents=_rand(20, 2, 7), decoder=_randn(2, 7, 10), codes=_hier_codes(), truth=_hier(),
+        samples=torch.ones(20, 2, dtype=torch.bool)), {
+        "latents": H10_BAD,
+        "decoder": _bad_values("W", (2, 7, 10), torch.ones(2, 7, 9), torch.ones(3, 7, 10),
+                               torch.ones(2, 6, 10)),
+        "codes": _bad_values("x", (20, 2, 10), torch.ones(20, 2, 9), torch.ones(19, 2, 10)),
+        "truth": ["t", None, gt.independent_features(10, 10, feature_probability=0.1,
+                                                     n_instances=2)],  # no parents
+        "samples": [torch.ones(20, 2), torch.ones(20, 3, dtype=torch.bool), "s"],
+    }),
+    "ground_truth.parent_share": (lambda: dict(decoder=_randn(2, 7, 10), truth=_hier()), {
+        "decoder": _bad_values("W", (2, 7, 10), torch.ones(2, 7, 9), torch.ones(3, 7, 10),
+                               torch.ones(7, 10)),
+        "truth": ["t", gt.independent_features(10, 10, feature_probability=0.1, n_instances=2)],
+    }),
+    "ground_truth.matched_share": (lambda: dict(
+        learned=_randn(2, 6, 3), reference=_randn(2, 5, 3, seed=1), threshold=0.9,
+        alive=torch.ones(2, 6, dtype=torch.bool), reference_alive=torch.ones(2, 5, dtype=torch.bool)), {
+        "learned": LEARNED_BAD[:5], "reference": TRUTH_BAD[:5] + [torch.ones(2, 5, 2)],
+        "threshold": [1.5, -2.0, NAN, "a"],
+        "alive": [torch.ones(2, 6), torch.ones(2, 5, dtype=torch.bool), "a"],
+        "reference_alive": [torch.ones(2, 5), torch.ones(2, 6, dtype=torch.bool)],
+    }),
+    "ground_truth.latents_within": (lambda: dict(latents=_rand(20, 2, 7), codes=_hier_codes(),
+                                                 feature=0, precision=0.9, coverage=0.05), {
+        "latents": H10_BAD, "codes": _bad_values("x", (20, 2, 10), torch.ones(19, 2, 10)),
+        "feature": [-1, 10, 1.5, "0", NAN], "precision": PROB, "coverage": PROB,
+    }),
+    "ground_truth.absorbing_code": (lambda: dict(codes=_hier_codes(), truth=_hier(), share=0.5,
+                                                 seed=0), {
+        "codes": _bad_values("x", (20, 2, 10), torch.ones(20, 2, 9), torch.ones(20, 10)),
+        "truth": ["t", gt.independent_features(10, 10, feature_probability=0.1, n_instances=2)],
+        "share": PROB, "seed": SEED,
+    }),
+    "ground_truth.score": (lambda: dict(
+        truth=_hier(), codes=_hier_codes(), activations=_rand(20, 2, 10),
+        latents=_rand(20, 2, 7), reconstruction=_rand(20, 2, 10, seed=1),
+        decoder=_randn(2, 7, 10), threshold=0.9), {
+        "truth": ["t", None],
+        "codes": _bad_values("x", (20, 2, 10), torch.ones(20, 2, 9), torch.ones(19, 2, 10)),
+        "activations": _bad_values("h", (20, 2, 10), torch.ones(20, 2, 9), torch.ones(20, 10)),
+        "latents": H10_BAD, "reconstruction": _bad_values("r", (20, 2, 10), torch.ones(20, 2, 9)),
+        "decoder": _bad_values("W", (2, 7, 10), torch.ones(2, 7, 9), torch.ones(7, 10)),
+        "threshold": [1.5, NAN, "a"],
+    }),
+})
 
 
 # ---- Methods, and the functions the samplers return -----------------------------------------
@@ -912,19 +1048,59 @@ def _model_methods(make) -> dict:
     }
 
 
+def _sae_methods(make) -> dict:
+    """The public methods of an SAE of d_in 4, d_sae 8 and 2 instances, a `make()` (a kind or a
+    variant of chapter 10): (B, I, D) in, or (B, I, S) for the latents' side."""
+    h_only = SAE_H_BAD + [torch.ones(10, 4)]  # (B, I, D) only
+    return {
+        **{m: (make, lambda: dict(h=_rand(10, 2, 4)), {"h": h_only})
+           for m in ("encode", "pre_activation", "magnitude")},
+        **{m: (make, lambda: dict(a=_rand(10, 2, 8)), {"a": SAE_A_BAD})
+           for m in ("decode", "penalty", "update_threshold")},
+        "activation": (make, lambda: dict(pre=_randn(10, 2, 8)), {"pre": _bad_batch("pre", (10, 2, 8))}),
+        **{m: (make, lambda: dict(h=_rand(10, 4)), {"h": SAE_SHARED_BAD})
+           for m in ("latents", "forward", "loss_terms", "loss")},
+        "aux_loss": (make, lambda: dict(residual=_randn(10, 2, 4), pre=_randn(10, 2, 8),
+                                        a=_rand(10, 2, 8)), {
+            "residual": _bad_batch("r", (10, 2, 4), torch.ones(11, 2, 4)),
+            "pre": _bad_batch("pre", (10, 2, 8), torch.ones(11, 2, 8)),
+            "a": _bad_batch("a", (10, 2, 8), torch.ones(11, 2, 8)),
+        }),
+    }
+
+
+def _variant(name, **knob):
+    def make():
+        return getattr(ss.sae, name)(4, 8, n_instances=2, seed=0, **knob)
+
+    return make
+
+
+_VARIANTS = {"SparseAutoencoder": _sae2, "TopKSAE": _variant("TopKSAE", k=2),
+             "BatchTopKSAE": _variant("BatchTopKSAE", k=2),
+             "JumpReLUSAE": _variant("JumpReLUSAE", l0_coeff=0.1),
+             "GatedSAE": _variant("GatedSAE", l1_coeff=0.1),
+             "MatryoshkaSAE": _variant("MatryoshkaSAE", k=2)}
+
+
+def _truth_h():
+    return _hier()
+
+
 METHOD_API = {
     **{f"models.ToyModel.{m}": entry for m, entry in _model_methods(_toy).items()},
+    **{f"sae.{cls}.{m}": entry for cls, make in _VARIANTS.items()
+       for m, entry in _sae_methods(make).items() if hasattr(make(), m)},
+    "ground_truth.GroundTruth.children": (_truth_h, lambda: dict(parent=1), {
+        "parent": [-1, 10, 1.5, "0", None],
+    }),
+    "ground_truth.GroundTruth.select": (_truth_h, lambda: dict(index=[1]), {
+        "index": [[], 2, -1, [0, 5], "0", 1.5],
+    }),
+    "ground_truth.GroundTruth.sample": (_truth_h, lambda: dict(n_samples=5, seed=0), {
+        "n_samples": SIZE, "seed": SEED,
+    }),
     **{f"models.AbsModel.{m}": entry for m, entry in _model_methods(_abs).items()},
-    "sae.SparseAutoencoder.encode": (_sae2, lambda: dict(h=_rand(10, 2, 4)), {
-        "h": SAE_H_BAD + [torch.ones(10, 4)],  # encode takes (B, I, D) only
-    }),
-    **{f"sae.SparseAutoencoder.{m}": (_sae2, lambda: dict(a=_rand(10, 2, 8)), {"a": SAE_A_BAD})
-       for m in ("decode", "penalty")},
-    "sae.SparseAutoencoder.activation": (_sae2, lambda: dict(pre=_randn(10, 2, 8)), {
-        "pre": _bad_batch("pre", (10, 2, 8)),
-    }),
-    **{f"sae.SparseAutoencoder.{m}": (_sae2, lambda: dict(h=_rand(10, 4)), {"h": SAE_SHARED_BAD})
-       for m in ("latents", "forward", "loss_terms", "loss")},
     "widgets.Explorer.frame": (_explorer, lambda: dict(index=(1, 0)), {
         "index": [(2, 0), (0, 1), (-1, 0), (0,), (0, 0, 0), (0.5, 0), ("0", 0), (True, 0), 0, "00",
                   None],

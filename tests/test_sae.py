@@ -455,7 +455,8 @@ def test_resample_points_dead_latents_at_inputs_and_clears_their_adam_state():
 
 def test_the_module_exports_its_public_names():
     assert set(sae_module.__all__) == {"SparseAutoencoder", "train_sae", "SAELog", "firing_rate",
-                                       "explained_variance", "KINDS", "L1_COEFF"}
+                                       "explained_variance", "KINDS", "L1_COEFF", "TopKSAE",
+                                       "BatchTopKSAE", "JumpReLUSAE", "GatedSAE", "MatryoshkaSAE"}
     assert ss.SparseAutoencoder is sae_module.SparseAutoencoder and ss.train_sae is sae_module.train_sae
 
 
