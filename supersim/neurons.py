@@ -301,7 +301,11 @@ def no_superposition_model(
 
 @torch.no_grad()
 def computed_sides(
-    model: AbsModel, *, n_values: int = 41, tolerance: float = 0.1 / 12
+    model: AbsModel,
+    importance: float | torch.Tensor | np.ndarray | None = None,
+    *,
+    n_values: int = 41,
+    tolerance: float = 0.1 / 12,
 ) -> torch.Tensor:
     """Which sides of each feature `model` computes, from inputs with it alone on.
 
@@ -309,20 +313,37 @@ def computed_sides(
     against abs(x_i), averaged over the positive values and over the negative ones,
     must stay below `tolerance` for the side to count (default a tenth of 1/12:
     1/12 is the error of the constant 1/2 on either side, and of the best map of
-    x_i that skips the hidden ReLU).
+    x_i that skips the hidden ReLU). With `importance` (broadcast to (instances,
+    features)), the side must also keep its leak below `tolerance`: how far it moves
+    the other outputs from their values at x = 0, as the importance-weighted squared
+    change sum_j I_j (y'_j(x) - y'_j(0))^2 over j != i, in units of I_i, averaged
+    over the side's values. Without it only output i is checked.
     Returns (instances, features, 2) bool: [positive, negative] side.
     """
     model = _util.model_of(model, cls=AbsModel)
     n_values = _util.integer(n_values, "n_values", low=3)
     tolerance = _util.number(tolerance, "tolerance", low=0, low_open=True)
     n_inst, n_feat = model.n_instances, model.n_features
+    if importance is not None:  # (I, F), every weight > 0: the leak is in units of I_i
+        importance = per_instance_feature(
+            importance, n_inst, n_feat, name="importance", low_inclusive=False
+        )
     t = torch.linspace(-1, 1, n_values)  # the values of the one active feature
     errors = torch.empty(n_values, n_inst, n_feat)
+    leaks = torch.zeros(n_values, n_inst, n_feat)
     eye = torch.eye(n_feat).unsqueeze(1).expand(n_feat, n_inst, n_feat)  # (on, I, F)
+    at_zero = model(torch.zeros(1, n_inst, n_feat)).cpu()  # (1, I, F)
     for v, value in enumerate(t.tolist()):
-        out = model(eye * value)  # (feature on, I, F)
-        own = out.diagonal(dim1=0, dim2=2).cpu()  # (I, F): output i when i alone is on
+        out = model(eye * value).cpu()  # (feature on, I, F)
+        own = out.diagonal(dim1=0, dim2=2)  # (I, F): output i when i alone is on
         errors[v] = (own - abs(value)).square()
-    positive = errors[t > 0].mean(0) < tolerance
-    negative = errors[t < 0].mean(0) < tolerance
-    return torch.stack([positive, negative], dim=-1)
+        if importance is not None:  # how far the other outputs move
+            moved = (out - at_zero).square() * importance  # (on, I, F)
+            moved.diagonal(dim1=0, dim2=2).zero_()  # output i itself is not a leak
+            leaks[v] = moved.sum(-1).T / importance  # (I, on)
+    sides = []
+    for side in (t > 0, t < 0):  # the positive side, then the negative one
+        sides.append(
+            (errors[side].mean(0) < tolerance) & (leaks[side].mean(0) < tolerance)
+        )
+    return torch.stack(sides, dim=-1)

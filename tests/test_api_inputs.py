@@ -570,8 +570,10 @@ MODULE_API = {
         "n_features": SIZE, "d_hidden": SIZE, "feature_probability": PROB + [torch.ones(3)],
         "importance": ["i", -1.0, torch.ones(4), _full((5,), INF)],
     }),
-    "neurons.computed_sides": (lambda: dict(model=_abs(), n_values=5, tolerance=0.01), {
+    "neurons.computed_sides": (lambda: dict(
+        model=_abs(), importance=torch.rand(5) + 0.1, n_values=5, tolerance=0.01), {
         "model": ["model", ss.ToyModel(5, 2, 2), torch.nn.Linear(2, 2)],
+        "importance": ["i", 0.0, -1.0, torch.ones(4), _full((5,), NAN)],
         "n_values": [2, 1.5, "a", True, NAN], "tolerance": POS,
     }),
     # phase

@@ -362,3 +362,24 @@ def test_leaky_output_passes_negative_pre_activations_at_its_slope():
     model.leak = 0
     assert torch.allclose(model.decode(h), pre.relu())
     assert "leak" not in repr(model)
+
+
+def test_computed_sides_with_importance_counts_a_shared_pair_once():
+    # feature 2 wired to feature 0's pair: both own outputs exact, each leaks into the other
+    imp = torch.tensor([1.0, 1.0, 0.01, 0.01, 0.01])
+    model = neurons.no_superposition_model(5, 4, 0.5, imp)
+    with torch.no_grad():
+        model.W1[0, 0, 2], model.W1[0, 1, 2] = 1.0, -1.0
+        model.W2[0, 2, :2] = 1.0
+        model.b[0, 2] = 0.0
+    own = neurons.computed_sides(model)[0]
+    assert own[:3].all() and not own[3:].any()
+    sides = neurons.computed_sides(model, imp)[0]
+    # feature 0 leaks 0.01 / 1 * mean(x^2) ~ 0.0035 < 1/120 into output 2: it counts;
+    # feature 2 leaks 1 / 0.01 times as much into output 0: it does not
+    assert sides[:2].all() and not sides[2:].any()
+    # the leak is in units of the feature's own importance: equal importance drops both
+    equal = neurons.computed_sides(model, 1.0)[0]
+    assert not equal[0].any() and equal[1].all() and not equal[2:].any()
+    # a feature that moves no other output keeps its sides with any importance
+    assert torch.equal(neurons.computed_sides(model, imp)[0, 1], own[1])
