@@ -306,7 +306,7 @@ def parent_share(decoder: Array, truth: GroundTruth) -> torch.Tensor:
 
     Each child's latent is the one whose decoder row (`decoder`, (I, S, D)) is most aligned
     with the child's direction. Its row w is written as b_c d_child + b_p d_parent + rest (least
-    squares), and the share is b_p / (|b_c| + |b_p|): 0 for a row along the child alone, 1/2
+    squares), and the share is b_p / (abs(b_c) + abs(b_p)): 0 for a row along the child alone, 1/2
     for the child's and the parent's directions in equal parts. Children in the order of
     `truth.parent`.
     """
