@@ -430,6 +430,19 @@ def embed(
     return torch.cat(out)
 
 
+def _detector_inputs(scores, labels, chunk) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Checked (tokens, units) float scores, (tokens, concepts) bool labels and chunk size."""
+    scores = _util.float_tensor(scores, "scores", min_dim=2, max_dim=2, shape="(tokens, units)").float()
+    labels = _util.mask(labels, "labels")
+    chunk = _util.size(chunk, "chunk")
+    if labels.dim() != 2 or labels.shape[0] != scores.shape[0] or labels.shape[1] == 0:
+        raise ValueError(
+            f"labels must be (tokens, concepts) with the {scores.shape[0]} tokens of scores and at"
+            f" least one concept, got {tuple(labels.shape)}"
+        )
+    return scores, labels, chunk
+
+
 def best_f1(
     scores: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray, *, chunk: int = 256
 ) -> torch.Tensor:
@@ -443,14 +456,7 @@ def best_f1(
     Thresholds with more than 4x as many detections as positives score at most 0.4, so they
     are skipped: values of at least 0.4 are exact, smaller ones are lower bounds.
     """
-    scores = _util.float_tensor(scores, "scores", min_dim=2, max_dim=2, shape="(tokens, units)").float()
-    labels = _util.mask(labels, "labels")
-    chunk = _util.size(chunk, "chunk")
-    if labels.dim() != 2 or labels.shape[0] != scores.shape[0] or labels.shape[1] == 0:
-        raise ValueError(
-            f"labels must be (tokens, concepts) with the {scores.shape[0]} tokens of scores and at"
-            f" least one concept, got {tuple(labels.shape)}"
-        )
+    scores, labels, chunk = _detector_inputs(scores, labels, chunk)
     n_pos = labels.sum(0).tolist()  # (C,)
     if min(n_pos) == 0:
         raise ValueError("labels must give every concept at least one positive token")
@@ -481,14 +487,7 @@ def auroc(
     a perfect ranking, 0.5 chance. Unlike `best_f1` it weighs every threshold, so a unit that
     is exactly zero on many of the concept's tokens (a sparse latent) pays for all of them.
     """
-    scores = _util.float_tensor(scores, "scores", min_dim=2, max_dim=2, shape="(tokens, units)").float()
-    labels = _util.mask(labels, "labels")
-    chunk = _util.size(chunk, "chunk")
-    if labels.dim() != 2 or labels.shape[0] != scores.shape[0] or labels.shape[1] == 0:
-        raise ValueError(
-            f"labels must be (tokens, concepts) with the {scores.shape[0]} tokens of scores and at"
-            f" least one concept, got {tuple(labels.shape)}"
-        )
+    scores, labels, chunk = _detector_inputs(scores, labels, chunk)
     n_pos = labels.sum(0).double()  # (C,)
     n_neg = labels.shape[0] - n_pos
     if n_pos.min() == 0 or n_neg.min() == 0:

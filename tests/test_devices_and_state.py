@@ -212,6 +212,9 @@ def _plot_calls(g: torch.Generator) -> dict:
         "dimensionality_histogram": lambda: plot.dimensionality_histogram(Ws),
         "cosine_histogram": lambda: plot.cosine_histogram(V),
         "line_packing_3d": lambda: plot.line_packing_3d(V),
+        "seed_dots": lambda: plot.seed_dots(
+            torch.rand(2, 2, 3, generator=g), groups=["a", "b"], series=["x", "y"], legend=True
+        ),
     }
 
 
