@@ -30,10 +30,16 @@ Array = torch.Tensor | np.ndarray  # what public functions accept where they tak
 _SEED_MAX = 2**63 - 1
 
 
+def _unwrap(value):
+    """A 0-d integer tensor as its Python number; anything else unchanged."""
+    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point():
+        return value.item()
+    return value
+
+
 def integer(value, name: str, *, low: int | None = None, high: int | None = None) -> int:
     """`value` as an int in [low, high]; NumPy integers and 0-d integer tensors count."""
-    if isinstance(value, torch.Tensor) and value.dim() == 0 and not value.is_floating_point():
-        value = value.item()
+    value = _unwrap(value)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{name} must be an integer{_range(low, high)}, got {value!r}")
     value = int(value)
@@ -58,7 +64,8 @@ def flag(value, name: str) -> bool:
 
 
 def size(value, name: str) -> int:
-    """A positive integer (a count or a length)."""
+    """A positive integer (a count or a length); NumPy integers and 0-d integer tensors count."""
+    value = _unwrap(value)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
@@ -152,12 +159,16 @@ def device(value=None) -> torch.device:
     if value is None:
         return torch.device("cpu")
     try:
-        return torch.device(value)
+        dev = torch.device(value)
     except (RuntimeError, TypeError):
         raise ValueError(
             f"device must be None (the CPU), a torch.device or a name such as 'cpu' or 'cuda',"
             f" got {value!r}"
         ) from None
+    # say so here, before any work, rather than deep inside torch at the first tensor
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device is {value!r}, but torch finds no CUDA device here; use None (the CPU)")
+    return dev
 
 
 def model_of(value, name: str = "model", cls: type | None = None):

@@ -37,6 +37,27 @@ def cuda_claimed(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
 
 
+def test_cuda_asked_for_without_a_device_is_a_clear_error(monkeypatch):
+    # torch.device("cuda") is accepted on any machine; the failure came later, inside torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for make in (
+        lambda: ss.ToyModel(5, 2, device="cuda"),
+        lambda: ss.SparseAutoencoder(2, 6, kind="topk", k=2, device="cuda:0"),
+    ):
+        with pytest.raises(ValueError, match="no CUDA device"):
+            make()
+    assert ss.ToyModel(5, 2, device="cpu").W.device == torch.device("cpu")
+
+
+def test_counts_accept_zero_dimensional_integer_tensors():
+    # integer() took them and size() did not: the same count failed as n_features only
+    model = ss.ToyModel(torch.tensor(5), torch.tensor(2), n_instances=torch.tensor(3))
+    assert (model.n_features, model.d_hidden, model.n_instances) == (5, 2, 3)
+    for bad in (torch.tensor(0), torch.tensor(2.0), torch.tensor([5])):
+        with pytest.raises(ValueError, match="n_features"):
+            ss.ToyModel(bad, 2)
+
+
 def test_nothing_picks_cuda_by_itself(cuda_claimed):
     cpu = torch.device("cpu")
     toy, absm = ss.ToyModel(5, 2, 2), ss.AbsModel(4, 3)
