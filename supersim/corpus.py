@@ -257,7 +257,7 @@ def _documents() -> list[str]:
     docs = [topics[key] for key in sorted(topics)]
     for name in _DOC_MODULES:
         module = importlib.import_module(name)
-        members = [module, *(getattr(module, n) for n in sorted(getattr(module, "__all__", ())))]
+        members = [module, *(getattr(module, n, None) for n in sorted(getattr(module, "__all__", ())))]
         for member in members:
             doc = inspect.getdoc(member) if callable(member) or member is module else None
             if doc:
