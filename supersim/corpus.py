@@ -1,4 +1,4 @@
-"""Text with known labels for chapter 9: templated sentences about a handful of concepts.
+"""Text for chapter 9: templated sentences with known labels, and real English prose.
 
 A real model has no list of true features, but we can at least choose text in which some
 concepts are known to be present. Every sentence here is generated from templates and word
@@ -8,11 +8,19 @@ body parts and negations, and short lines of Python code. A token carries a conc
 when it belongs to a word of that concept's list (digits count as numbers) or, for `code`,
 when it lies in a line of code.
 
+Templated text is too repetitive to train a dictionary of thousands of latents on.
+`documentation_prose` adds real English that every Python installation carries: the help
+topics of CPython's documentation (`pydoc_data.topics`) and the docstrings of a fixed list
+of standard-library modules, cut into passages of whole sentences. It is read from the local
+installation (nothing is downloaded), so it depends on the Python version.
+
 Taught in chapter 9 ("Superposition in a real network").
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import re
 from dataclasses import dataclass
 
@@ -27,6 +35,7 @@ __all__ = [
     "LabelledText",
     "labelled_sentences",
     "token_labels",
+    "documentation_prose",
 ]
 
 # Disjoint word lists (a test checks): a word names one concept, never two.
@@ -194,3 +203,128 @@ def token_labels(
             if s <= start and end <= e and end > start:
                 labels[j, column[concept]] = True
     return labels
+
+
+# Standard-library modules whose docstrings join the documentation topics (importing them has
+# no side effects); their module docstring and those of their public functions and classes.
+_DOC_MODULES = (
+    "argparse",
+    "bisect",
+    "calendar",
+    "collections",
+    "contextlib",
+    "copy",
+    "csv",
+    "dataclasses",
+    "datetime",
+    "decimal",
+    "difflib",
+    "doctest",
+    "enum",
+    "fractions",
+    "functools",
+    "heapq",
+    "inspect",
+    "itertools",
+    "json",
+    "logging",
+    "pathlib",
+    "pickle",
+    "pprint",
+    "queue",
+    "random",
+    "shutil",
+    "statistics",
+    "string",
+    "subprocess",
+    "tempfile",
+    "textwrap",
+    "threading",
+    "unittest",
+    "zipfile",
+)
+_MAX_WORDS = 60  # words per passage: well inside the model's 128 training tokens
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
+_LETTERS = re.compile(r"[A-Za-z]")
+
+
+def _documents() -> list[str]:
+    """The raw texts, in a fixed order: documentation topics, then docstrings."""
+    try:
+        from pydoc_data.topics import topics
+    except ImportError:  # pragma: no cover - every CPython build ships it
+        topics = {}
+    docs = [topics[key] for key in sorted(topics)]
+    for name in _DOC_MODULES:
+        module = importlib.import_module(name)
+        members = [module, *(getattr(module, n, None) for n in sorted(getattr(module, "__all__", ())))]
+        for member in members:
+            doc = inspect.getdoc(member) if callable(member) or member is module else None
+            if doc:
+                docs.append(doc)
+    return docs
+
+
+def _is_sentences(flat: str) -> bool:
+    """Text on one line that reads as sentences: mostly letters, capital to full stop."""
+    chars = flat.replace(" ", "")
+    return (
+        len(flat.split()) >= 8
+        and len(_LETTERS.findall(chars)) >= 0.85 * len(chars)
+        and flat[0].isupper()
+        and flat[-1] in ".!?"
+    )
+
+
+def _is_prose(paragraph: str) -> bool:
+    """A paragraph of sentences: no code, tables or headings."""
+    lines = paragraph.strip().splitlines()
+    if not lines or any(line.lstrip().startswith((">>>", "...", "$", "%", "|", "+--")) for line in lines):
+        return False
+    return _is_sentences(" ".join(line.strip() for line in lines))
+
+
+def _passages() -> list[str]:
+    """Every distinct prose passage (whole sentences, at most `_MAX_WORDS` words), in order."""
+    seen, out = set(), []
+    for doc in _documents():
+        for paragraph in re.split(r"\n\s*\n", doc):
+            if not _is_prose(paragraph):
+                continue
+            flat = " ".join(paragraph.split())
+            passage = []
+            for sentence in _SENTENCE_END.split(flat):
+                if len(sentence.split()) > _MAX_WORDS:
+                    sentence = ""  # a run-on sentence: dropped rather than cut mid-way
+                if passage and len(" ".join([*passage, sentence]).split()) > _MAX_WORDS:
+                    out.append(" ".join(passage))
+                    passage = []
+                if sentence:
+                    passage.append(sentence)
+            if passage:
+                out.append(" ".join(passage))
+    return [p for p in out if _is_sentences(p) and not (p in seen or seen.add(p))]
+
+
+def documentation_prose(n_words: int, *, seed: int = 0) -> list[str]:
+    """Passages of English prose from Python's own documentation, `n_words` words or a few more.
+
+    The passages (whole sentences, at most 60 words each) come from the help topics of
+    CPython's documentation (`pydoc_data.topics`) and the docstrings of a fixed list of
+    standard-library modules; paragraphs of code, tables and headings are left out. `seed`
+    picks which passages, in which order; they are added until they hold `n_words` words.
+    Nothing is downloaded; the text is that of the running Python version.
+    """
+    n_words = _util.size(n_words, "n_words")
+    gen = _util.generator(seed)
+    passages = _passages()
+    available = sum(len(p.split()) for p in passages)
+    if n_words > available:
+        raise ValueError(f"n_words must be at most {available} (all the prose there is), got {n_words}")
+    out, count = [], 0
+    for i in torch.randperm(len(passages), generator=gen).tolist():
+        if count >= n_words:
+            break
+        out.append(passages[i])
+        count += len(passages[i].split())
+    return out

@@ -656,6 +656,9 @@ MODULE_API = {
     "corpus.labelled_sentences": (lambda: dict(n_texts=3, code_fraction=0.5, seed=0), {
         "n_texts": SIZE, "code_fraction": PROB, "seed": SEED,
     }),
+    "corpus.documentation_prose": (lambda: dict(n_words=50, seed=0), {
+        "n_words": [*SIZE, 10**8], "seed": SEED,
+    }),
     "corpus.token_labels": (lambda: dict(corpus=_labelled(), text_index=torch.tensor([0, 2]),
                                          offsets=torch.tensor([[0, 2], [1, 3]])), {
         "corpus": ["corpus", None, ["a text"]],

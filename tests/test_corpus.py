@@ -96,3 +96,50 @@ def test_auroc_known_answers_and_the_pairwise_definition():
     assert torch.allclose(real.auroc(s, lab, chunk=3), want, atol=1e-6)
     with pytest.raises(ValueError, match="at least one positive and one negative"):
         real.auroc(scores, torch.ones(6, 1, dtype=torch.bool))
+
+
+def test_documentation_prose_is_reproducible_offline_and_sized(monkeypatch):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("documentation_prose must not open a connection")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    a = corpus.documentation_prose(3000, seed=2)
+    assert a == corpus.documentation_prose(3000, seed=2)
+    assert a != corpus.documentation_prose(3000, seed=3)
+    lengths = [len(p.split()) for p in a]
+    # passages are added until they hold the words asked for: the last one overshoots
+    assert 3000 <= sum(lengths) < 3000 + 60
+    assert all(8 <= n <= 60 for n in lengths)
+    assert len(set(a)) == len(a), "no passage twice"
+    # the whole of it: tens of thousands of words, enough for chapter 9's budget
+    everything = corpus.documentation_prose(20_000, seed=0)
+    assert sum(len(p.split()) for p in everything) >= 20_000
+
+
+def test_documentation_prose_is_english_prose_not_code():
+    from collections import Counter
+
+    text = corpus.documentation_prose(5000, seed=0)
+    words = Counter(w.lower() for p in text for w in p.split())
+    top = {w for w, _ in words.most_common(15)}
+    assert {"the", "a", "of", "to", "is"} <= top, f"English function words lead: {top}"
+    for p in text:
+        assert p[0].isupper() and p[-1] in ".!?", p
+        assert ">>>" not in p and "\n" not in p, p
+        letters = sum(ch.isalpha() for ch in p.replace(" ", ""))
+        assert letters >= 0.85 * len(p.replace(" ", "")), p
+    # whole sentences of several words on average, not lists of names
+    assert sum(words.values()) / sum(p.count(". ") + 1 for p in text) > 8
+
+
+def test_documentation_prose_bad_input():
+    for bad in (0, -5, 2.5, "100", True):
+        with pytest.raises(ValueError, match="n_words"):
+            corpus.documentation_prose(bad)
+    with pytest.raises(ValueError, match="n_words must be at most"):
+        corpus.documentation_prose(10**8)
+    with pytest.raises(ValueError, match="seed"):
+        corpus.documentation_prose(100, seed=-1)
