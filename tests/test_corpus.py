@@ -51,7 +51,9 @@ def test_bad_corpus_arguments():
         corpus.labelled_sentences(5, code_fraction=1.5)
 
 
-def test_best_f1_known_answers():
+def _three_detectors():
+    """Six tokens, the first two positive, scored by three detectors: one perfect, one that
+    ties the positives with two negatives, one that fires only on a negative."""
     labels = torch.tensor([1, 1, 0, 0, 0, 0], dtype=torch.bool).unsqueeze(1)
     scores = torch.tensor([
         [5.0, 1.0, 0.0],
@@ -61,6 +63,11 @@ def test_best_f1_known_answers():
         [0.0, 0.0, 0.0],
         [0.0, 0.0, 0.0],
     ])
+    return labels, scores
+
+
+def test_best_f1_known_answers():
+    labels, scores = _three_detectors()
     f1 = real.best_f1(scores, labels)
     # a perfect detector; one that also fires on two negatives (ties cannot be split):
     # 2*2 / (4 + 2); one that fires only on a negative: its best is calling everything
@@ -72,15 +79,7 @@ def test_best_f1_known_answers():
 
 
 def test_auroc_known_answers_and_the_pairwise_definition():
-    labels = torch.tensor([1, 1, 0, 0, 0, 0], dtype=torch.bool).unsqueeze(1)
-    scores = torch.tensor([
-        [5.0, 1.0, 0.0],
-        [4.0, 1.0, 0.0],
-        [0.0, 1.0, 0.0],
-        [0.0, 1.0, 3.0],
-        [0.0, 0.0, 0.0],
-        [0.0, 0.0, 0.0],
-    ])
+    labels, scores = _three_detectors()
     # perfect; positives tie with two of four negatives and beat two: (2 * 0.5 + 2) / 4;
     # positives tie with three negatives and lose to one: 3 * 0.5 / 4
     assert torch.allclose(real.auroc(scores, labels)[0], torch.tensor([1.0, 0.75, 0.375]))
